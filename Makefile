@@ -1,0 +1,53 @@
+# 逢办必查 check gateway. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv and install the package with its dev extra
+
+.PHONY: run
+run: venv ## Validate the catalog and decide the demo subjects
+	$(PY) -m gateway demo
+
+.PHONY: lint
+lint: venv ## ruff (lint + format check) and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: format
+format: venv ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+.PHONY: test
+test: venv lint ## Lint, then run the whole test suite
+	$(PY) -m pytest
+
+.PHONY: catalog-check
+catalog-check: venv ## Validate the packaged measures catalog
+	$(PY) -m gateway catalog check
+
+.PHONY: bench-engine
+bench-engine: venv ## Time decide() for subjects with 0, 1 and 5 hits
+	$(PY) -m loadtest.bench_engine
+
+.PHONY: clean
+clean: ## Remove the virtualenv, caches and var/
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

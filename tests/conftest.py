@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import measures_catalog
+from measures_catalog import Catalog
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    """The packaged catalog, loaded once."""
+    return measures_catalog.load()
+
+
+@pytest.fixture
+def catalog_dir(tmp_path: Path) -> Path:
+    """A writable copy of the packaged catalog directory."""
+    target = tmp_path / "catalog"
+    shutil.copytree(measures_catalog.DEFAULT_DIR, target)
+    return target
