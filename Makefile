@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PORT ?= 8000
 
 .DEFAULT_GOAL := help
 
@@ -22,8 +23,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create .venv and install the package with its dev extra
 
 .PHONY: run
-run: venv ## Validate the catalog and decide the demo subjects
-	$(PY) -m gateway demo
+run: venv ## Demo database (100,000 subjects) + demo key, print curl calls, serve on :8000
+	$(PY) -m gateway demo --db var/demo.db --port $(PORT)
 
 .PHONY: lint
 lint: venv ## ruff (lint + format check) and mypy --strict
@@ -47,6 +48,10 @@ catalog-check: venv ## Validate the packaged measures catalog
 .PHONY: bench-engine
 bench-engine: venv ## Time decide() for subjects with 0, 1 and 5 hits
 	$(PY) -m loadtest.bench_engine
+
+.PHONY: bench
+bench: venv ## GET /v1/check throughput as ratios to the floor and limit apps (wrk, ~2 min)
+	$(PY) -m loadtest.bench $(BENCH_ARGS)
 
 .PHONY: clean
 clean: ## Remove the virtualenv, caches and var/

@@ -1,18 +1,48 @@
-"""The command line: ``python -m gateway <command>``."""
+"""The command line: ``python -m gateway <command>`` (``--help`` on each)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.settings import Settings, SettingsError
 from measures_catalog import Catalog, CatalogError, load
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the HTTP API (granian)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+
+    keys = commands.add_parser("keys", help="API keys of calling systems")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key; it is printed once, last")
+    create.add_argument("--caller", required=True, help="calling system, e.g. 省政务服务网审批系统")
+    create.add_argument("--department", required=True, help="its department (响应部门)")
+    create.add_argument(
+        "--scopes", required=True, help="comma-separated: check, feedback, lists, reports, admin"
+    )
+    key_commands.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+
+    imp = commands.add_parser("import", help="import list entries or grades from a file")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--format", choices=["csv", "jsonl"], help="default: from the extension")
+    imp.add_argument("--kind", choices=["entries", "grades"], default="entries")
+    imp.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="apply the valid rows even if some are rejected",
+    )
 
     catalog = commands.add_parser("catalog", help="work with the measures catalog")
     catalog_commands = catalog.add_subparsers(dest="catalog_command", required=True)
@@ -21,14 +51,133 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check.add_argument("directory", nargs="?", type=Path, help="catalog directory")
 
-    commands.add_parser("demo", help="validate the catalog and decide a few demo subjects")
+    demo = commands.add_parser("demo", help="create a demo database and key, then serve")
+    demo.add_argument("--db", default="var/demo.db")
+    demo.add_argument("--subjects", type=int, default=100_000)
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--no-serve", action="store_true", help="prepare and print, do not serve")
+    return parser
 
-    args = parser.parse_args(argv)
-    if args.command == "catalog":
-        return catalog_check(args.directory)
-    from gateway.demo import run_demo
 
-    return run_demo()
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "catalog":
+            return catalog_check(args.directory)
+        settings = Settings.from_env()
+        if args.command == "serve":
+            return serve(settings, args.host, args.port, args.workers)
+        if args.command == "keys":
+            return asyncio.run(_keys(settings, args))
+        if args.command == "import":
+            return asyncio.run(_import(settings, args))
+        from gateway.demo import run_demo
+
+        return run_demo(args.db, args.subjects, args.port, serve=not args.no_serve)
+    except (SettingsError, CatalogError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    """Run granian; each worker builds its own app from the environment."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    os.environ["GATEWAY_DB"] = settings.db
+    Granian(
+        "gateway.app:create_app",
+        factory=True,
+        address=host,
+        port=port,
+        workers=workers,
+        interface=Interfaces.ASGI,
+        backlog=2048,
+        log_access=False,
+    ).serve()
+    return 0
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.store import Store
+
+    store = await Store.open(settings.db)
+    try:
+        if args.keys_command == "create":
+            scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+            try:
+                caller, key = await store.create_key(args.caller, args.department, scopes)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(
+                f"caller {caller.caller_id}: {caller.name} ({caller.department}); "
+                f"scopes {','.join(sorted(caller.scopes))}; key id {caller.key_id}"
+            )
+            print("the key is shown once; store it now:")
+            print(key)
+        elif args.keys_command == "list":
+            for row in await store.list_keys():
+                print(
+                    "\t".join(
+                        str(row.get(k) or "")
+                        for k in (
+                            "key_id",
+                            "caller",
+                            "department",
+                            "scopes",
+                            "created_at",
+                            "revoked_at",
+                        )
+                    )
+                )
+        else:
+            if not await store.revoke_key(args.key_id):
+                print(f"error: no active key {args.key_id!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.key_id}")
+        return 0
+    finally:
+        await store.close()
+
+
+async def _import(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.sources.files import SourceError
+    from gateway.lists import import_file
+    from gateway.store import Store
+
+    catalog = load(settings.catalog or None)
+    store = await Store.open(settings.db)
+    try:
+        print(f"importing {args.kind} from {args.file} ...", file=sys.stderr)
+        try:
+            summary = await import_file(
+                store,
+                catalog,
+                args.file,
+                kind=args.kind,
+                fmt=args.format,
+                allow_partial=args.allow_partial,
+            )
+        except (SourceError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    finally:
+        await store.close()
+    for r in summary.rejected[:50]:
+        print(f"  row {r.row}: {r.field}: {r.message}", file=sys.stderr)
+    if len(summary.rejected) > 50:
+        print(f"  ... and {len(summary.rejected) - 50} more", file=sys.stderr)
+    state = (
+        "applied"
+        if summary.applied
+        else "NOTHING APPLIED (use --allow-partial to apply the valid rows)"
+    )
+    print(
+        f"{summary.rows} rows: {summary.inserted} inserted, {summary.updated} updated, "
+        f"{summary.unchanged} unchanged, {len(summary.rejected)} rejected; {state}"
+    )
+    return 0 if summary.applied else 1
 
 
 def catalog_check(directory: Path | None) -> int:

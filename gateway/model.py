@@ -77,3 +77,90 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
     measures: tuple[Measure, ...]
     #: True when any measure is in state ``apply``: the caller owes feedback (反馈).
     feedback_required: bool
+
+
+# --- callers, checks and feedback (the 响应 and 反馈 sides of the loop) ---------------
+
+Scope = Literal["check", "feedback", "lists", "reports", "admin"]
+SCOPES: Final[tuple[Scope, ...]] = ("check", "feedback", "lists", "reports", "admin")
+
+
+class Caller(msgspec.Struct, frozen=True, gc=False):
+    """A calling system of a department (响应部门), as one of its API keys identifies it."""
+
+    caller_id: int
+    name: str
+    department: str
+    scopes: frozenset[str]
+    #: Public id of the key used (never the key itself).
+    key_id: str = ""
+
+
+class EntryInput(msgspec.Struct, frozen=True, kw_only=True):
+    """Canonical entry fields, as the API and file imports carry them (API.md, Lists)."""
+
+    uscc: str
+    list_type: str
+    listed_on: date
+    subject_name: str = ""
+    authority: str = ""
+    reason: str = ""
+    basis: str = ""
+    document_no: str = ""
+    expires_on: date | None = None
+    source: str = ""
+    source_id: str = ""
+
+
+class StatusChange(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of an entry's append-only status history."""
+
+    entry_id: str
+    status: EntryStatus
+    changed_at: str
+    actor: str
+    note: str = ""
+    #: Dates and document numbers of the act (repaired_on, decision_no, opened_on ...).
+    details: dict[str, str] = {}
+
+
+class CheckRecord(msgspec.Struct, frozen=True, gc=False, kw_only=True):
+    """A check as answered, recorded durably before the caller gets its 200."""
+
+    check_id: str
+    caller_id: int
+    matter: str
+    uscc: str
+    verdict: Verdict
+    hit_ids: tuple[str, ...]
+    #: (code, state) of every measure returned.
+    measures: tuple[tuple[str, str], ...]
+    snapshot_version: int
+    catalog_version: str
+    checked_at: str
+    latency_us: int
+    #: The response body exactly as sent (JSON).
+    response: bytes
+    matter_code: str | None = None
+    case_ref: str | None = None
+    batch_id: str | None = None
+
+
+class MeasureFeedback(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    code: str
+    executed: bool
+    reason: str | None = None
+
+
+class FeedbackRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What the calling department reports back about one check (反馈)."""
+
+    check_id: str
+    caller_id: int
+    measures: tuple[MeasureFeedback, ...]
+    outcome: str = ""
+    handled_by: str | None = None
+    handled_at: str | None = None
+    received_at: str = ""
+    #: Canonical JSON of the request body, to tell an identical retry from a conflict.
+    body: bytes = b""

@@ -1,49 +1,57 @@
 """Configuration, read once from the environment (``GATEWAY_*``).
 
-Nothing reads the environment at import time: call :meth:`Settings.from_env`.
+Every field of :class:`Settings` is set by the variable of its upper-cased
+name with the ``GATEWAY_`` prefix (``db`` ← ``GATEWAY_DB``). Nothing reads the
+environment at import time: call :meth:`Settings.from_env`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from pathlib import Path
+from typing import Annotated, Literal
 
 import msgspec
+
+PREFIX = "GATEWAY_"
 
 
 class SettingsError(ValueError):
     pass
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: SQLite file of the embedded store.
     db: str = "./var/gateway.db"
-    #: Catalog directory; ``None`` means the packaged catalog.
-    catalog: Path | None = None
-    redis_url: str | None = None
+    #: Catalog directory; empty means the packaged catalog.
+    catalog: str = ""
+    redis_url: str = ""
     #: Days after a check before missing feedback counts as overdue.
-    feedback_due_days: int = 5
-    #: Time zone the gateway's dates are reckoned in (expiry, check times).
-    timezone: str = "Asia/Shanghai"
+    feedback_due_days: Annotated[int, msgspec.Meta(ge=1)] = 5
+    #: SQLite synchronous mode of the check recorder: FULL survives power loss, NORMAL
+    #: survives a crash of the process.
+    sync: Literal["FULL", "NORMAL"] = "FULL"
+    #: Checks and feedback waiting for their commit before new ones get 503.
+    recorder_queue: Annotated[int, msgspec.Meta(ge=1)] = 20_000
+    #: Seconds between two reads of the change log.
+    poll_interval: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.1
+    #: Seconds between two reloads of the API keys from the store.
+    keys_refresh: Annotated[float, msgspec.Meta(gt=0)] = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        catalog = env.get("GATEWAY_CATALOG") or None
-        due = env.get("GATEWAY_FEEDBACK_DUE_DAYS", "5")
+        fields = set(cls.__struct_fields__)
+        values = {
+            name[len(PREFIX) :].lower(): value
+            for name, value in env.items()
+            if name.startswith(PREFIX) and name[len(PREFIX) :].lower() in fields
+        }
         try:
-            due_days = int(due)
-        except ValueError:
-            raise SettingsError(
-                f"GATEWAY_FEEDBACK_DUE_DAYS must be an integer, got {due!r}"
-            ) from None
-        if due_days < 1:
-            raise SettingsError("GATEWAY_FEEDBACK_DUE_DAYS must be at least 1")
-        return cls(
-            db=env.get("GATEWAY_DB", cls.db),
-            catalog=Path(catalog) if catalog else None,
-            redis_url=env.get("GATEWAY_REDIS_URL") or None,
-            feedback_due_days=due_days,
-            timezone=env.get("GATEWAY_TIMEZONE", cls.timezone),
-        )
+            return msgspec.convert(values, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            found = re.search(r"\$\.(\w+)", str(exc))
+            name = PREFIX + found.group(1).upper() if found else "GATEWAY_*"
+            reason = str(exc).split(" - at ")[0]
+            raise SettingsError(f"{name}: {reason}") from None

@@ -7,6 +7,7 @@ import pytest
 
 import measures_catalog
 from measures_catalog import Catalog
+from tests.fixtures import Seeded, seed_database
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +22,9 @@ def catalog_dir(tmp_path: Path) -> Path:
     target = tmp_path / "catalog"
     shutil.copytree(measures_catalog.DEFAULT_DIR, target)
     return target
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Seeded:
+    """A fresh store with keys, entries of every verdict and grades (tests/fixtures.py)."""
+    return seed_database(tmp_path / "gateway.db")

@@ -1,0 +1,229 @@
+"""``GET``/``POST /v1/check`` (the hot path) and ``POST /v1/check/batch``.
+
+The single check is a raw ASGI route inside Litestar: Litestar's typed
+pipeline costs about 60% of a request on this path (../shared/bench), and
+this route must also authenticate, validate, decide and wait for a durable
+record. Its OpenAPI description comes from typed signatures in
+``gateway.api.docs``. The batch check, where the framework's cost is shared
+by up to 1,000 codes, is an ordinary typed handler.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import parse_qsl
+
+import msgspec
+from litestar import Request, Response, asgi, post
+from litestar.params import JSONBody
+from litestar.types import Receive, Scope, Send
+
+from gateway.ids import uuid7
+from gateway.problems import PROBLEM_JSON, Problem, from_validation_error, invalid
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+MAX_CHECK_BODY = 16 * 1024
+MAX_BATCH = 1_000
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_PROBLEM_HEADERS = [(b"content-type", PROBLEM_JSON.encode())]
+_TRUE = {"true": True, "1": True, "false": False, "0": False, "": False}
+
+
+class CheckRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    uscc: Annotated[str, msgspec.Meta(max_length=64)]
+    matter: Annotated[str, msgspec.Meta(max_length=64)]
+    matter_code: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    case_ref: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    commitment: bool = False
+
+
+class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    matter: Annotated[str, msgspec.Meta(max_length=64)]
+    uscc: list[Annotated[str, msgspec.Meta(max_length=64)]]
+    matter_code: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    case_ref: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    commitment: bool = False
+
+
+class BatchItemError(msgspec.Struct, frozen=True):
+    uscc: str
+    error: msgspec.Raw
+
+
+class BatchResponse(msgspec.Struct, frozen=True):
+    batch_id: str
+    results: list[msgspec.Raw]
+
+
+_decode_check = msgspec.json.Decoder(CheckRequest).decode
+_encode = msgspec.json.Encoder().encode
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Any = await receive()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Problem(
+                413, "body-too-large", "Request body too large", f"the body exceeds {limit} bytes"
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
+
+
+def _parse_query(query_string: bytes) -> CheckRequest:
+    params = dict(parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True))
+    for field in ("uscc", "matter"):
+        if not params.get(field):
+            raise invalid(field, "required query parameter is missing")
+    commitment = _TRUE.get(params.get("commitment", "").lower())
+    if commitment is None:
+        raise invalid("commitment", "must be true or false")
+    try:
+        return msgspec.convert(
+            {
+                "uscc": params["uscc"],
+                "matter": params["matter"],
+                "matter_code": params.get("matter_code"),
+                "case_ref": params.get("case_ref"),
+                "commitment": commitment,
+            },
+            CheckRequest,
+        )
+    except msgspec.ValidationError as exc:
+        raise from_validation_error(exc, "query") from None
+
+
+def check_route(rt: Runtime) -> Any:
+    """The ``/v1/check`` route, bound to one runtime."""
+
+    @asgi("/v1/check", name="check", copy_scope=False)
+    async def check(scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        try:
+            method = scope["method"]  # type: ignore[typeddict-item]
+            if method == "GET":
+                caller = rt.keys.authenticate(scope["headers"], "check")
+                request = _parse_query(scope["query_string"])
+            elif method == "POST":
+                caller = rt.keys.authenticate(scope["headers"], "check")
+                if not _is_json(scope):
+                    raise Problem(
+                        415,
+                        "unsupported-media-type",
+                        "Unsupported media type",
+                        "send the check as application/json",
+                    )
+                body = await _read_body(receive, MAX_CHECK_BODY)
+                try:
+                    request = _decode_check(body)
+                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                    raise from_validation_error(exc) from None
+            else:
+                raise Problem(
+                    405,
+                    "method-not-allowed",
+                    "Method not allowed",
+                    "use GET or POST",
+                    headers={"allow": "GET, POST"},
+                )
+            record = rt.service.prepare(
+                caller,
+                request.uscc,
+                request.matter,
+                matter_code=request.matter_code,
+                case_ref=request.case_ref,
+                commitment=request.commitment,
+                started=started,
+            )
+            await rt.service.record([record])
+        except Problem as problem:
+            await _send(
+                send,
+                problem.status,
+                problem.encode(),
+                _PROBLEM_HEADERS + [(k.encode(), v.encode()) for k, v in problem.headers.items()],
+            )
+            return
+        except Exception:  # an answer is always problem+json, even for a bug
+            rt.log_exception("check failed")
+            failure = Problem(500, "internal", "Internal error", "the check failed; retry")
+            await _send(send, 500, failure.encode(), _PROBLEM_HEADERS)
+            return
+        await _send(send, 200, record.response, _JSON_HEADERS)
+
+    return check
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    start: Any = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [*headers, (b"content-length", str(len(body)).encode())],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+@post(
+    "/v1/check/batch",
+    status_code=200,
+    summary="Check up to 1,000 subjects for one matter",
+    tags=["check"],
+    request_max_body_size=256 * 1024,
+)
+async def check_batch(
+    request: Request[Any, Any, Any], data: JSONBody[BatchRequest]
+) -> Response[bytes]:
+    """Every code is checked and recorded on its own (its own ``check_id``); the results come
+    in input order, an invalid code yielding ``{"uscc", "error": problem}`` in its place."""
+    rt: Runtime = request.app.state.runtime
+    caller = rt.keys.authenticate(request.scope["headers"], "check")
+    if not data.uscc:
+        raise invalid("uscc", "give between 1 and 1,000 codes")
+    if len(data.uscc) > MAX_BATCH:
+        raise Problem(
+            413,
+            "batch-too-large",
+            "Batch too large",
+            f"{len(data.uscc)} codes; a batch holds at most {MAX_BATCH}",
+        )
+    rt.service.check_matter(data.matter)
+    batch_id = uuid7()
+    results: list[msgspec.Raw] = []
+    records = []
+    for code in data.uscc:
+        try:
+            record = rt.service.prepare(
+                caller,
+                code,
+                data.matter,
+                matter_code=data.matter_code,
+                case_ref=data.case_ref,
+                commitment=data.commitment,
+                batch_id=batch_id,
+            )
+        except Problem as problem:
+            results.append(
+                msgspec.Raw(_encode(BatchItemError(code, msgspec.Raw(problem.encode()))))
+            )
+            continue
+        records.append(record)
+        results.append(msgspec.Raw(record.response))
+    await rt.service.record(records)
+    return Response(_encode(BatchResponse(batch_id, results)), media_type="application/json")

@@ -1,0 +1,156 @@
+"""``POST /v1/checks/{check_id}/feedback`` (反馈) and ``GET /v1/checks/{check_id}``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.params import FromPath, JSONBody
+
+from gateway.model import FeedbackRecord, MeasureFeedback
+from gateway.problems import FieldError, Problem, not_found
+from gateway.service import CST
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+
+class FeedbackRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    measures: Annotated[list[MeasureFeedback], msgspec.Meta(max_length=200)]
+    outcome: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    handled_by: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    handled_at: datetime | None = None
+
+
+class FeedbackView(msgspec.Struct, frozen=True):
+    check_id: str
+    measures: tuple[MeasureFeedback, ...]
+    outcome: str
+    handled_by: str | None
+    handled_at: str | None
+    received_at: str
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _view(record: FeedbackRecord) -> FeedbackView:
+    return FeedbackView(
+        record.check_id,
+        record.measures,
+        record.outcome,
+        record.handled_by,
+        record.handled_at,
+        record.received_at,
+    )
+
+
+def _validate(data: JSONBody[FeedbackRequest], answered: dict[str, str]) -> None:
+    """Every applied measure reported once, nothing else, a reason for each not executed."""
+    errors: list[FieldError] = []
+    seen: set[str] = set()
+    for n, item in enumerate(data.measures):
+        where = f"measures[{n}]"
+        if item.code not in answered:
+            errors.append(
+                FieldError(
+                    f"{where}.code",
+                    f"{item.code!r} was not returned by this check",
+                    "unknown_measure",
+                )
+            )
+        elif item.code in seen:
+            errors.append(
+                FieldError(f"{where}.code", f"{item.code!r} is reported twice", "duplicate_measure")
+            )
+        if not item.executed and not (item.reason or "").strip():
+            errors.append(
+                FieldError(
+                    f"{where}.reason", "a measure not executed needs a reason", "reason_required"
+                )
+            )
+        seen.add(item.code)
+    missing = [code for code, state in answered.items() if state == "apply" and code not in seen]
+    errors.extend(
+        FieldError(
+            "measures",
+            f"measure {code!r} was applied by the check and must be reported",
+            "missing_measure",
+        )
+        for code in missing
+    )
+    if errors:
+        raise Problem(
+            422,
+            "invalid-feedback",
+            "Invalid feedback",
+            "; ".join(f"{e.field}: {e.message}" for e in errors),
+            errors,
+        )
+
+
+@post(
+    "/v1/checks/{check_id:str}/feedback",
+    tags=["feedback"],
+    status_code=201,
+    summary="Report which measures were executed (反馈)",
+    request_max_body_size=64 * 1024,
+)
+async def post_feedback(
+    request: Request[Any, Any, Any], check_id: FromPath[str], data: JSONBody[FeedbackRequest]
+) -> Response[bytes]:
+    """201 on the first feedback; the identical body again is 200; a different one 409."""
+    rt: Runtime = request.app.state.runtime
+    caller = rt.keys.authenticate(request.scope["headers"], "feedback")
+    check = await rt.store.get_check(check_id)
+    if check is None or check.caller_id != caller.caller_id:
+        raise not_found(f"no check {check_id!r} made by this caller")
+    _validate(data, dict(check.measures))
+    body = msgspec.json.encode(data)
+    record = FeedbackRecord(
+        check_id=check_id,
+        caller_id=caller.caller_id,
+        measures=tuple(data.measures),
+        outcome=data.outcome,
+        handled_by=data.handled_by,
+        handled_at=data.handled_at.isoformat() if data.handled_at else None,
+        received_at=datetime.now(CST).isoformat(timespec="milliseconds"),
+        body=body,
+    )
+    inserted = await rt.service.record_feedback(record)
+    if inserted:
+        return Response(_encode(_view(record)), status_code=201, media_type="application/json")
+    existing = await rt.store.get_feedback(check_id)
+    if existing is not None and existing.body == body:
+        return Response(_encode(_view(existing)), status_code=200, media_type="application/json")
+    raise Problem(
+        409,
+        "feedback-conflict",
+        "Feedback already given",
+        "this check already has different feedback; feedback cannot be changed",
+    )
+
+
+@get(
+    "/v1/checks/{check_id:str}", tags=["feedback"], summary="A check as answered, with its feedback"
+)
+async def get_check(request: Request[Any, Any, Any], check_id: FromPath[str]) -> Response[bytes]:
+    """The caller's own check, or any check with scope ``reports``."""
+    rt: Runtime = request.app.state.runtime
+    caller = rt.keys.authenticate(request.scope["headers"], None)
+    if not caller.scopes & {"check", "feedback", "reports"}:
+        raise Problem(
+            403,
+            "forbidden",
+            "Scope missing",
+            "reading a check needs the scope 'check', 'feedback' or 'reports'",
+        )
+    check = await rt.store.get_check(check_id)
+    if check is None or (check.caller_id != caller.caller_id and "reports" not in caller.scopes):
+        raise not_found(f"no check {check_id!r} visible to this caller")
+    feedback = await rt.store.get_feedback(check_id)
+    answered = msgspec.json.decode(check.response)
+    answered["feedback"] = msgspec.to_builtins(_view(feedback)) if feedback else None
+    return Response(_encode(answered), media_type="application/json")

@@ -1,0 +1,112 @@
+"""``GET /v1/catalog``, ``/healthz`` and ``/readyz``."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Request, Response, get
+
+from measures_catalog import Catalog
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+
+class CatalogMeasure(msgspec.Struct, frozen=True):
+    code: str
+    name: str
+    kind: str
+    strength: str
+    basis: list[str]
+    #: For each rule: the matters, list types, grades and whether a commitment triggers it.
+    rules: list[dict[str, Any]]
+    excludes: list[str]
+
+
+class CatalogView(msgspec.Struct, frozen=True):
+    version: str
+    effective_on: str
+    title: str
+    list_types: list[dict[str, Any]]
+    matter_types: list[dict[str, Any]]
+    grades: list[dict[str, Any]]
+    measures: list[CatalogMeasure]
+
+
+def catalog_view(catalog: Catalog) -> bytes:
+    measures = [
+        CatalogMeasure(
+            m.code,
+            m.name,
+            m.kind,
+            m.strength,
+            [b.text for b in m.basis],
+            [
+                {
+                    "matters": list(r.matters),
+                    "list_types": list(r.list_types),
+                    "grades": list(r.grades),
+                    "commitment": r.commitment,
+                    "basis": [b.text for b in r.basis],
+                }
+                for r in m.rules
+            ],
+            sorted(m.excludes),
+        )
+        for m in catalog.measures.values()
+    ]
+    return msgspec.json.encode(
+        CatalogView(
+            catalog.version,
+            catalog.effective_on.isoformat(),
+            catalog.title,
+            [
+                {
+                    "code": t.code,
+                    "kind": t.kind,
+                    "name": t.name,
+                    "authority": t.authority,
+                    "default_period_months": t.default_period_months,
+                    "period_note": t.period_note,
+                    "basis": [b.text for b in t.basis],
+                }
+                for t in catalog.list_types.values()
+            ],
+            [{"code": m.code, "name": m.name} for m in catalog.matter_types.values()],
+            [{"code": g.code, "name": g.name, "rank": g.rank} for g in catalog.grades.values()],
+            measures,
+        )
+    )
+
+
+@get("/v1/catalog", tags=["catalog"], summary="The measures catalog in force")
+async def get_catalog(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Version, list types, matter types, grades and measures (any valid key)."""
+    rt: Runtime = request.app.state.runtime
+    rt.keys.authenticate(request.scope["headers"], None)
+    return Response(rt.catalog_json, media_type="application/json")
+
+
+@get("/healthz", tags=["operations"], summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["operations"], summary="Ready to answer checks")
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """200 when the catalog and a snapshot are loaded and the store accepts writes."""
+    rt: Runtime = request.app.state.runtime
+    reasons = rt.not_ready_reasons()
+    body = {
+        "status": "ready" if not reasons else "not ready",
+        "reasons": reasons,
+        "catalog_version": rt.service.catalog.version if rt.started else None,
+        "snapshot_version": rt.snapshot.version,
+        "subjects": len(rt.snapshot),
+        "entries": rt.snapshot.entry_count,
+        "recorder_queue": rt.recorder.depth if rt.started else 0,
+        "worker_pid": os.getpid(),
+    }
+    return Response(body, status_code=200 if not reasons else 503)

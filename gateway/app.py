@@ -1,0 +1,132 @@
+"""``create_app(settings)``: the Litestar application, wired to one worker's runtime.
+
+Served by ``python -m gateway serve`` through granian with ``factory=True``,
+so every worker process builds its own app, runtime and snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+import gateway
+from gateway.api.check import check_batch, check_route
+from gateway.api.docs import merge_check_docs
+from gateway.api.feedback import get_check, post_feedback
+from gateway.api.ops import get_catalog, healthz, readyz
+from gateway.problems import PROBLEM_JSON, FieldError, Problem
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway")
+
+_AT = re.compile(r" - at `\$(?:\.data)?\.?([^`]*)`")
+
+
+def _problem_response(problem: Problem) -> Response[bytes]:
+    return Response(
+        problem.encode(),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def _on_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[bytes]:
+    return _problem_response(exc)
+
+
+def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    """Litestar's request validation (msgspec) → 422 naming each field."""
+    errors = []
+    cause = str(exc.__cause__ or "")
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        field = str(item.get("key") or "body")
+        found = _AT.search(cause)
+        if field == "data":
+            field = found.group(1) if found and found.group(1) else "body"
+        errors.append(FieldError(field, str(item.get("message", exc.detail))))
+    if not errors:
+        errors.append(FieldError("body", str(exc.detail)))
+    return _problem_response(
+        Problem(
+            422,
+            "invalid-request",
+            "Invalid request",
+            "; ".join(f"{e.field}: {e.message}" for e in errors),
+            errors,
+        )
+    )
+
+
+def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    kind = {
+        400: "bad-request",
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "body-too-large",
+        415: "unsupported-media-type",
+    }.get(status, "error")
+    return _problem_response(
+        Problem(
+            status, kind, exc.__class__.__name__, str(exc.detail), headers=dict(exc.headers or {})
+        )
+    )
+
+
+def _on_error(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("request failed", exc_info=exc)
+    return _problem_response(Problem(500, "internal", "Internal error", "the request failed"))
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = Litestar(
+        route_handlers=[
+            check_route(runtime),
+            check_batch,
+            post_feedback,
+            get_check,
+            get_catalog,
+            healthz,
+            readyz,
+        ],
+        lifespan=[lifespan],
+        exception_handlers={
+            Problem: _on_problem,
+            ValidationException: _on_validation,
+            HTTPException: _on_http,
+            Exception: _on_error,
+        },
+        openapi_config=OpenAPIConfig(
+            title="逢办必查 check gateway",
+            version=gateway.__version__,
+            description="Which credit measures apply to an organisation for a matter, with their "
+            "legal basis; records the 发起—响应—反馈 loop.",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        debug=False,
+    )
+    app.state.runtime = runtime
+    merge_check_docs(app.openapi_schema)
+    return app

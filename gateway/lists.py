@@ -1,0 +1,207 @@
+"""The list side: turn source rows into canonical entries and grades, and import them.
+
+A row is accepted only whole; every problem is reported with its row, field
+and reason. By default nothing is applied from a file with any rejected row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from adapters.sources import files
+from gateway.identifiers import InvalidUSCC, validate_uscc
+from gateway.model import EntryInput, Grade
+from gateway.store import Store
+from measures_catalog import Catalog
+
+ENTRY_FIELDS = (
+    "uscc",
+    "subject_name",
+    "list_type",
+    "authority",
+    "reason",
+    "basis",
+    "document_no",
+    "listed_on",
+    "expires_on",
+    "source",
+    "source_id",
+)
+GRADE_FIELDS = ("uscc", "grade", "source", "as_of")
+MAX_TEXT = 2_000
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    row: int
+    field: str
+    message: str
+
+
+class ImportSummary(msgspec.Struct):
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[Rejection] = []
+    applied: bool = False
+
+
+def _date(
+    value: Any, field: str, row: int, problems: list[Rejection], *, required: bool
+) -> date | None:
+    text = str(value or "").strip()
+    if not text:
+        if required:
+            problems.append(Rejection(row, field, "required (a date YYYY-MM-DD)"))
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        problems.append(Rejection(row, field, f"{text!r} is not a date YYYY-MM-DD"))
+        return None
+
+
+def _uscc(value: Any, row: int, problems: list[Rejection]) -> str | None:
+    try:
+        return validate_uscc(str(value or ""))
+    except InvalidUSCC as exc:
+        problems.append(Rejection(row, "uscc", f"{exc.message} [rule: {exc.rule}]"))
+        return None
+
+
+def _text(record: Mapping[str, Any], field: str, row: int, problems: list[Rejection]) -> str:
+    value = record.get(field)
+    text = "" if value is None else str(value).strip()
+    if len(text) > MAX_TEXT:
+        problems.append(Rejection(row, field, f"longer than {MAX_TEXT} characters"))
+    return text
+
+
+def parse_entry(
+    row: int, record: Mapping[str, Any], catalog: Catalog
+) -> tuple[EntryInput | None, list[Rejection]]:
+    problems: list[Rejection] = []
+    if "__error__" in record:
+        return None, [Rejection(row, "*", str(record["__error__"]))]
+    unknown = sorted(set(record) - set(ENTRY_FIELDS))
+    if unknown:
+        problems.append(
+            Rejection(row, unknown[0], f"unknown field; expected: {', '.join(ENTRY_FIELDS)}")
+        )
+    uscc = _uscc(record.get("uscc"), row, problems)
+    list_type = _text(record, "list_type", row, problems)
+    if list_type not in catalog.list_types:
+        problems.append(
+            Rejection(
+                row,
+                "list_type",
+                f"unknown list type {list_type!r}; known: {', '.join(catalog.list_types)}",
+            )
+        )
+    listed_on = _date(record.get("listed_on"), "listed_on", row, problems, required=True)
+    expires_on = _date(record.get("expires_on"), "expires_on", row, problems, required=False)
+    if listed_on and expires_on and expires_on < listed_on:
+        problems.append(Rejection(row, "expires_on", "earlier than listed_on"))
+    texts = {
+        f: _text(record, f, row, problems)
+        for f in (
+            "subject_name",
+            "authority",
+            "reason",
+            "basis",
+            "document_no",
+            "source",
+            "source_id",
+        )
+    }
+    if texts["source_id"] and not texts["source"]:
+        problems.append(Rejection(row, "source", "required when source_id is given"))
+    if problems or uscc is None or listed_on is None:
+        return None, problems
+    return EntryInput(
+        uscc=uscc, list_type=list_type, listed_on=listed_on, expires_on=expires_on, **texts
+    ), []
+
+
+def parse_grade(
+    row: int, record: Mapping[str, Any], catalog: Catalog
+) -> tuple[tuple[str, Grade] | None, list[Rejection]]:
+    problems: list[Rejection] = []
+    if "__error__" in record:
+        return None, [Rejection(row, "*", str(record["__error__"]))]
+    uscc = _uscc(record.get("uscc"), row, problems)
+    value = _text(record, "grade", row, problems)
+    if value not in catalog.grades:
+        problems.append(
+            Rejection(row, "grade", f"unknown grade {value!r}; known: {', '.join(catalog.grades)}")
+        )
+    as_of = _date(record.get("as_of"), "as_of", row, problems, required=False)
+    source = _text(record, "source", row, problems)
+    if problems or uscc is None:
+        return None, problems
+    return (uscc, Grade(value, source, as_of)), []  # type: ignore[arg-type]
+
+
+def parse_entries(
+    rows: Iterable[tuple[int, Mapping[str, Any]]], catalog: Catalog
+) -> tuple[list[EntryInput], list[Rejection]]:
+    """Every row parsed; a (source, source_id) seen twice in one file is refused."""
+    entries: list[EntryInput] = []
+    rejected: list[Rejection] = []
+    seen: dict[tuple[str, str], int] = {}
+    for row, record in rows:
+        entry, problems = parse_entry(row, record, catalog)
+        if entry is not None and entry.source_id:
+            first = seen.setdefault((entry.source, entry.source_id), row)
+            if first != row:
+                problems = [Rejection(row, "source_id", f"same (source, source_id) as row {first}")]
+                entry = None
+        rejected.extend(problems)
+        if entry is not None:
+            entries.append(entry)
+    return entries, rejected
+
+
+async def import_file(
+    store: Store,
+    catalog: Catalog,
+    path: Path,
+    *,
+    kind: Literal["entries", "grades"] = "entries",
+    fmt: files.Format | None = None,
+    allow_partial: bool = False,
+    actor: str = "import",
+) -> ImportSummary:
+    """Read, validate and (unless a row is rejected and not ``allow_partial``) apply a file."""
+    rows = list(files.read(path, fmt))
+    summary = ImportSummary(rows=len(rows))
+    if kind == "grades":
+        grades: list[tuple[str, Grade]] = []
+        for row, record in rows:
+            parsed, problems = parse_grade(row, record, catalog)
+            summary.rejected.extend(problems)
+            if parsed is not None:
+                grades.append(parsed)
+        if summary.rejected and not allow_partial:
+            return summary
+        for uscc, grade in grades:
+            await store.put_grade(uscc, grade, actor)
+        summary.updated = len(grades)
+        summary.applied = True
+        return summary
+    entries, summary.rejected = parse_entries(rows, catalog)
+    if summary.rejected and not allow_partial:
+        return summary
+    result = await store.upsert_entries(entries, actor)
+    summary.inserted, summary.updated, summary.unchanged = (
+        result.inserted,
+        result.updated,
+        result.unchanged,
+    )
+    summary.applied = True
+    return summary

@@ -1,0 +1,112 @@
+"""RFC 9457 problem details: every error the API returns, as ``application/problem+json``.
+
+``{type, title, status, detail, errors: [{field, message, rule?}]}``: ``errors``
+names each failing field and, for identifiers, the rule that failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "/problems/"
+
+
+class FieldError(msgspec.Struct, frozen=True, omit_defaults=True):
+    field: str
+    message: str
+    rule: str | None = None
+
+
+class ProblemBody(msgspec.Struct, frozen=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: Sequence[FieldError] = ()
+
+
+class Problem(Exception):
+    """Raise to answer with a problem; ``kind`` becomes the type URI ``/problems/<kind>``."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        title: str,
+        detail: str,
+        errors: Sequence[FieldError] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.body = ProblemBody(TYPE_BASE + kind, title, status, detail, tuple(errors))
+        self.status = status
+        self.headers = headers or {}
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode(self.body)
+
+
+def invalid(
+    field: str,
+    message: str,
+    rule: str | None = None,
+    *,
+    kind: str = "invalid-request",
+    title: str = "Invalid request",
+) -> Problem:
+    """422 for one failing field."""
+    return Problem(422, kind, title, f"{field}: {message}", [FieldError(field, message, rule)])
+
+
+def unauthorized(detail: str) -> Problem:
+    return Problem(
+        401,
+        "unauthorized",
+        "Missing or unknown API key",
+        detail,
+        headers={"www-authenticate": 'Bearer realm="gateway"'},
+    )
+
+
+def forbidden(scope: str) -> Problem:
+    return Problem(
+        403,
+        "forbidden",
+        "Scope missing",
+        f"this API key lacks the scope {scope!r} this endpoint needs",
+    )
+
+
+def not_found(what: str) -> Problem:
+    return Problem(404, "not-found", "Not found", what)
+
+
+def overloaded(retry_after: int) -> Problem:
+    return Problem(
+        503,
+        "overloaded",
+        "Service busy",
+        "the check could not be recorded durably in time; retry shortly",
+        headers={"retry-after": str(retry_after)},
+    )
+
+
+def from_validation_error(
+    exc: msgspec.ValidationError | msgspec.DecodeError, root: str = "body"
+) -> Problem:
+    """Turn msgspec's message ("Expected `str`, got `int` - at `$.uscc`") into a problem."""
+    if isinstance(exc, msgspec.ValidationError):
+        text = str(exc)
+        message, _, at = text.partition(" - at `")
+        field = at.rstrip("`").removeprefix("$").lstrip(".") or root
+        return invalid(field, message)
+    return Problem(
+        400,
+        "malformed-json",
+        "Malformed JSON",
+        f"the request body is not valid JSON: {exc}",
+        [FieldError(root, str(exc))],
+    )

@@ -1,0 +1,86 @@
+"""Everything one worker holds while it serves: store, catalog, snapshot, recorder, keys."""
+
+from __future__ import annotations
+
+import logging
+
+from gateway import feed
+from gateway.api.auth import KeyRing
+from gateway.recorder import Recorder
+from gateway.service import CheckService
+from gateway.settings import Settings
+from gateway.snapshot import Snapshot
+from gateway.store import CheckWriter, Store
+from measures_catalog import Catalog, load
+
+log = logging.getLogger("gateway")
+
+
+class Runtime:
+    store: Store
+    keys: KeyRing
+    recorder: Recorder
+    service: CheckService
+    follower: feed.ChangeFollower
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.catalog: Catalog = load(settings.catalog or None)
+        self.catalog_json = b""
+        self.snapshot = Snapshot()
+        self.started = False
+
+    async def start(self) -> None:
+        from gateway.api.ops import catalog_view
+
+        settings = self.settings
+        self.catalog_json = catalog_view(self.catalog)
+        self.store = await Store.open(settings.db)
+        self.keys = KeyRing(self.store, settings.keys_refresh)
+        await self.keys.load()
+        await feed.build(self.store, self.snapshot)
+        self.recorder = Recorder(
+            lambda: CheckWriter(settings.db, synchronous=settings.sync),
+            max_queue=settings.recorder_queue,
+        )
+        await self.recorder.start()
+        self.service = CheckService(self.catalog, self.snapshot, self.recorder)
+        self.follower = feed.ChangeFollower(self.store, self.snapshot, settings.poll_interval)
+        self.follower.start()
+        self.keys.start()
+        self.started = True
+        log.info(
+            "gateway ready: catalog %s, snapshot %d (%d subjects), db %s",
+            self.catalog.version,
+            self.snapshot.version,
+            len(self.snapshot),
+            settings.db,
+        )
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        await self.follower.stop()
+        await self.keys.stop()
+        await self.recorder.stop()
+        await self.store.close()
+        log.info("gateway stopped: recorder flushed")
+
+    def not_ready_reasons(self) -> list[str]:
+        if not self.started:
+            return ["starting: catalog, snapshot or store not loaded yet"]
+        reasons = []
+        if not self.snapshot.loaded:
+            reasons.append("snapshot not loaded")
+        if self.recorder.last_error:
+            reasons.append(f"store does not accept writes: {self.recorder.last_error}")
+        if not self.follower.healthy:
+            reasons.append(
+                f"change log unreadable (serving snapshot {self.snapshot.version}): "
+                f"{self.follower.last_error}"
+            )
+        return reasons
+
+    def log_exception(self, message: str) -> None:
+        log.exception(message)

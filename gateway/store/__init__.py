@@ -1,0 +1,36 @@
+"""The store: the only place with SQL (SQLite via aiosqlite; WAL; versioned migrations).
+
+* :class:`Store` (async): callers and keys, list entries and their lifecycle,
+  grades, what the snapshot and the feed load, reads of checks and feedback.
+* :class:`CheckWriter` (sync): the recorder's group-commit writer of checks
+  and feedback, on its own connection in its own thread.
+* :func:`hash_key`: what a presented API key is looked up by.
+"""
+
+from __future__ import annotations
+
+from gateway.store.checks import CheckWriter, StoredCheck
+from gateway.store.entries import UpsertResult
+from gateway.store.errors import EntryNotFound, InvalidTransition, SchemaError, StoreError
+from gateway.store.grades import GradeResult
+from gateway.store.keys import hash_key, key_id_of, new_key
+from gateway.store.live import LiveSubject
+from gateway.store.schema import LATEST as SCHEMA_VERSION
+from gateway.store.store import Store
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CheckWriter",
+    "EntryNotFound",
+    "GradeResult",
+    "InvalidTransition",
+    "LiveSubject",
+    "SchemaError",
+    "Store",
+    "StoreError",
+    "StoredCheck",
+    "UpsertResult",
+    "hash_key",
+    "key_id_of",
+    "new_key",
+]

@@ -1,0 +1,220 @@
+"""Recorded checks and feedback (SQL): the recorder's synchronous writer, async reads.
+
+:class:`CheckWriter` is what the recorder's one writer thread uses for group
+commit: each :meth:`CheckWriter.write` call is one transaction holding a batch
+of checks and feedback, committed before it returns (``synchronous=FULL`` by
+default: committed means on disk, so a caller's 200 survives a crash).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import aiosqlite
+import msgspec
+
+from gateway.model import CheckRecord, FeedbackRecord, MeasureFeedback
+from gateway.store import schema
+from gateway.store.rows import to_json
+
+_CHECK_COLUMNS: Final = (
+    "check_id, caller_id, matter, uscc, verdict, hit_ids, measures, snapshot_version, "
+    "catalog_version, checked_at, latency_us, response, matter_code, case_ref, batch_id"
+)
+_INSERT_CHECK: Final = (
+    f"INSERT INTO checks ({_CHECK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_FEEDBACK_COLUMNS: Final = (
+    "check_id, caller_id, measures, outcome, handled_by, handled_at, received_at, body"
+)
+_INSERT_FEEDBACK: Final = (
+    f"INSERT INTO feedback ({_FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (check_id) DO NOTHING"
+)
+
+_hit_ids: Final = msgspec.json.Decoder(tuple[str, ...])
+_measures: Final = msgspec.json.Decoder(tuple[tuple[str, str], ...])
+_feedback_measures: Final = msgspec.json.Decoder(tuple[MeasureFeedback, ...])
+
+
+class StoredCheck(CheckRecord, frozen=True, kw_only=True):
+    """A check as the store holds it: every column of ``checks`` (a :class:`CheckRecord`)."""
+
+
+def _check_params(c: CheckRecord) -> tuple[Any, ...]:
+    return (
+        c.check_id,
+        c.caller_id,
+        c.matter,
+        c.uscc,
+        c.verdict,
+        to_json(c.hit_ids),
+        to_json(c.measures),
+        c.snapshot_version,
+        c.catalog_version,
+        c.checked_at,
+        c.latency_us,
+        c.response,
+        c.matter_code,
+        c.case_ref,
+        c.batch_id,
+    )
+
+
+def _feedback_params(f: FeedbackRecord) -> tuple[Any, ...]:
+    return (
+        f.check_id,
+        f.caller_id,
+        to_json(f.measures),
+        f.outcome,
+        f.handled_by,
+        f.handled_at,
+        f.received_at,
+        f.body,
+    )
+
+
+class CheckWriter:
+    """Synchronous writer of check and feedback batches, on its own sqlite3 connection.
+
+    The connection is opened lazily by the first :meth:`write` (so in the
+    thread that writes) and may be closed from any thread. On first use it also
+    makes sure the schema is migrated. Not for concurrent use by several threads.
+    """
+
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000
+    ) -> None:
+        self.path = Path(path)
+        self.synchronous = schema.check_synchronous(synchronous)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError("CheckWriter is closed")
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                timeout=self.busy_timeout_ms / 1000,
+                check_same_thread=False,
+            )
+            try:
+                for pragma in schema.pragmas(self.synchronous, self.busy_timeout_ms):
+                    conn.execute(pragma)
+                schema.enable_wal(conn, self.busy_timeout_ms)
+                schema.migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def write(
+        self, checks: Sequence[CheckRecord], feedback: Sequence[FeedbackRecord] = ()
+    ) -> list[bool]:
+        """Insert ``checks`` then ``feedback`` in one transaction, and commit.
+
+        Returns, for each feedback in order, True if it was inserted, False if
+        feedback for that check already existed (or came earlier in the batch).
+        A duplicate check id, or feedback for an unknown check, fails the whole
+        call (nothing is written) with ``sqlite3.IntegrityError``.
+        """
+        if not checks and not feedback:
+            return []
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if checks:
+                    conn.executemany(_INSERT_CHECK, [_check_params(c) for c in checks])
+                inserted = [
+                    conn.execute(_INSERT_FEEDBACK, _feedback_params(f)).rowcount == 1
+                    for f in feedback
+                ]
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return inserted
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> CheckWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _stored_check(r: Sequence[Any]) -> StoredCheck:
+    return StoredCheck(
+        check_id=r[0],
+        caller_id=r[1],
+        matter=r[2],
+        uscc=r[3],
+        verdict=r[4],
+        hit_ids=_hit_ids.decode(r[5]),
+        measures=_measures.decode(r[6]),
+        snapshot_version=r[7],
+        catalog_version=r[8],
+        checked_at=r[9],
+        latency_us=r[10],
+        response=bytes(r[11]),
+        matter_code=r[12],
+        case_ref=r[13],
+        batch_id=r[14],
+    )
+
+
+async def get_check(db: aiosqlite.Connection, check_id: str) -> StoredCheck | None:
+    rows = list(
+        await db.execute_fetchall(
+            f"SELECT {_CHECK_COLUMNS} FROM checks WHERE check_id = ?", (check_id,)
+        )
+    )
+    return _stored_check(rows[0]) if rows else None
+
+
+async def recent_checks(db: aiosqlite.Connection, uscc: str, limit: int) -> list[StoredCheck]:
+    rows = await db.execute_fetchall(
+        f"SELECT {_CHECK_COLUMNS} FROM checks WHERE uscc = ? "
+        "ORDER BY checked_at DESC, check_id DESC LIMIT ?",
+        (uscc, limit),
+    )
+    return [_stored_check(r) for r in rows]
+
+
+async def get_feedback(db: aiosqlite.Connection, check_id: str) -> FeedbackRecord | None:
+    rows = list(
+        await db.execute_fetchall(
+            f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE check_id = ?", (check_id,)
+        )
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    return FeedbackRecord(
+        check_id=r[0],
+        caller_id=r[1],
+        measures=_feedback_measures.decode(r[2]),
+        outcome=r[3],
+        handled_by=r[4],
+        handled_at=r[5],
+        received_at=r[6],
+        body=bytes(r[7]),
+    )

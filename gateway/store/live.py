@@ -1,0 +1,99 @@
+"""What the in-memory snapshot loads (SQL): live entries and grades by subject, changes.
+
+A subject is *live* when it has an entry with status ``active`` or
+``objection_pending`` (whatever its dates: the engine decides by date), or a
+grade. Entries are ordered by ``listed_on, entry_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Final, TypeAlias
+
+import aiosqlite
+
+from gateway.model import Grade, ListEntry
+from gateway.store.rows import ENTRY_COLUMNS, GRADE_COLUMNS, entry_from_row, grade_from_row, to_json
+from gateway.store.schema import LIVE_CONDITION
+
+#: ``(uscc, live entries, grade)``
+LiveSubject: TypeAlias = tuple[str, tuple[ListEntry, ...], Grade | None]
+
+_LIVE_ENTRIES: Final = f"SELECT {ENTRY_COLUMNS} FROM entries WHERE {LIVE_CONDITION}"
+_ORDER: Final = "ORDER BY uscc, listed_on, entry_id"
+
+
+def _group(
+    entry_rows: Iterable[Sequence[Any]], grade_rows: Iterable[Sequence[Any]]
+) -> dict[str, tuple[list[ListEntry], Grade | None]]:
+    grouped: dict[str, tuple[list[ListEntry], Grade | None]] = {}
+    for row in entry_rows:
+        entry = entry_from_row(row)
+        found = grouped.get(entry.uscc)
+        if found is None:
+            grouped[entry.uscc] = ([entry], None)
+        else:
+            found[0].append(entry)
+    for row in grade_rows:
+        entries = grouped.get(row[0], ([], None))[0]
+        grouped[row[0]] = (entries, grade_from_row(row[1:]))
+    return grouped
+
+
+async def chunk_after(db: aiosqlite.Connection, after: str, size: int) -> list[LiveSubject]:
+    """The first ``size`` live subjects whose uscc sorts after ``after`` (keyset pagination).
+
+    Run inside one read transaction so entries and grades agree.
+    """
+    first = await db.execute_fetchall(
+        f"SELECT DISTINCT uscc FROM entries WHERE {LIVE_CONDITION} AND uscc > ? "
+        "ORDER BY uscc LIMIT ?",
+        (after, size),
+    )
+    graded = await db.execute_fetchall(
+        "SELECT uscc FROM grades WHERE uscc > ? ORDER BY uscc LIMIT ?", (after, size)
+    )
+    usccs = sorted({r[0] for r in first} | {r[0] for r in graded})[:size]
+    if not usccs:
+        return []
+    last = usccs[-1]
+    entry_rows = await db.execute_fetchall(
+        f"{_LIVE_ENTRIES} AND uscc > ? AND uscc <= ? {_ORDER}", (after, last)
+    )
+    grade_rows = await db.execute_fetchall(
+        f"SELECT uscc, {GRADE_COLUMNS} FROM grades WHERE uscc > ? AND uscc <= ?", (after, last)
+    )
+    grouped = _group(entry_rows, grade_rows)
+    return [(uscc, tuple(grouped[uscc][0]), grouped[uscc][1]) for uscc in sorted(grouped)]
+
+
+async def of_subjects(
+    db: aiosqlite.Connection, usccs: Sequence[str]
+) -> dict[str, tuple[tuple[ListEntry, ...], Grade | None]]:
+    """Live entries and grade of each of ``usccs``; ``((), None)`` for one with nothing live."""
+    wanted = to_json(sorted(set(usccs)))
+    entry_rows = await db.execute_fetchall(
+        f"{_LIVE_ENTRIES} AND uscc IN (SELECT value FROM json_each(?)) {_ORDER}", (wanted,)
+    )
+    grade_rows = await db.execute_fetchall(
+        f"SELECT uscc, {GRADE_COLUMNS} FROM grades WHERE uscc IN (SELECT value FROM json_each(?))",
+        (wanted,),
+    )
+    grouped = _group(entry_rows, grade_rows)
+    result: dict[str, tuple[tuple[ListEntry, ...], Grade | None]] = {}
+    for uscc in usccs:
+        entries, grade = grouped.get(uscc, ([], None))
+        result[uscc] = (tuple(entries), grade)
+    return result
+
+
+async def changes_since(db: aiosqlite.Connection, seq: int, limit: int) -> list[tuple[int, str]]:
+    rows = await db.execute_fetchall(
+        "SELECT seq, uscc FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+    )
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+async def last_change_seq(db: aiosqlite.Connection) -> int:
+    rows = list(await db.execute_fetchall("SELECT max(seq) FROM changes"))
+    return int(rows[0][0] or 0)

@@ -1,0 +1,152 @@
+"""The schema's migrations: ``(version, SQL script)`` with strictly increasing versions.
+
+Never edit a migration that has shipped; append a new one. Scripts run
+statement by statement inside one transaction (``schema.migrate``).
+
+Conventions: timestamps are ISO 8601 strings with offset, dates ``YYYY-MM-DD``.
+History tables (``entry_history``, ``grade_history``) and the change log are
+append-only, enforced by triggers; recorded checks and feedback are never
+updated.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+_V1: Final = """
+CREATE TABLE callers (
+    caller_id   INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL CHECK (name <> ''),
+    department  TEXT NOT NULL CHECK (department <> ''),
+    created_at  TEXT NOT NULL,
+    UNIQUE (name, department)
+);
+
+CREATE TABLE api_keys (
+    key_id      TEXT PRIMARY KEY,
+    caller_id   INTEGER NOT NULL REFERENCES callers (caller_id),
+    key_hash    TEXT UNIQUE NOT NULL,
+    scopes      TEXT NOT NULL,              -- comma-separated, sorted
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+);
+CREATE INDEX api_keys_caller ON api_keys (caller_id);
+
+CREATE TABLE entries (
+    entry_id     TEXT PRIMARY KEY,
+    uscc         TEXT NOT NULL CHECK (uscc <> ''),
+    subject_name TEXT NOT NULL DEFAULT '',
+    list_type    TEXT NOT NULL CHECK (list_type <> ''),
+    authority    TEXT NOT NULL DEFAULT '',
+    reason       TEXT NOT NULL DEFAULT '',
+    basis        TEXT NOT NULL DEFAULT '',
+    document_no  TEXT NOT NULL DEFAULT '',
+    listed_on    TEXT NOT NULL,
+    expires_on   TEXT CHECK (expires_on IS NULL OR expires_on >= listed_on),
+    -- ORs, not IN: a constant IN list in a CHECK costs an ephemeral table per inserted row.
+    status       TEXT NOT NULL DEFAULT 'active' CHECK (
+                     status = 'active' OR status = 'objection_pending' OR status = 'repaired'
+                     OR status = 'revoked' OR status = 'expired'),
+    source       TEXT NOT NULL DEFAULT '',
+    source_id    TEXT,                      -- NULL when the source gives no id: never matched
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL,
+    UNIQUE (source, source_id)
+);
+-- One index serves a subject's entries (all statuses) and the live scan (status filter
+-- read from the index): cheaper on import than separate uscc and partial live indexes.
+CREATE INDEX entries_subject ON entries (uscc, status);
+CREATE INDEX entries_expiring ON entries (expires_on)
+    WHERE status = 'active' AND expires_on IS NOT NULL;
+
+CREATE TABLE entry_history (
+    id          INTEGER PRIMARY KEY,
+    entry_id    TEXT NOT NULL REFERENCES entries (entry_id),
+    status      TEXT NOT NULL,
+    changed_at  TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    note        TEXT NOT NULL DEFAULT '',
+    details     TEXT NOT NULL DEFAULT '{}'  -- JSON object of strings
+);
+CREATE INDEX entry_history_entry ON entry_history (entry_id, id);
+CREATE TRIGGER entry_history_no_update BEFORE UPDATE ON entry_history
+BEGIN SELECT RAISE(ABORT, 'entry_history is append-only'); END;
+CREATE TRIGGER entry_history_no_delete BEFORE DELETE ON entry_history
+BEGIN SELECT RAISE(ABORT, 'entry_history is append-only'); END;
+
+CREATE TABLE grades (
+    uscc        TEXT PRIMARY KEY CHECK (uscc <> ''),
+    value       TEXT NOT NULL,
+    source      TEXT NOT NULL DEFAULT '',
+    as_of       TEXT,
+    updated_at  TEXT NOT NULL,
+    actor       TEXT NOT NULL
+);
+
+CREATE TABLE grade_history (
+    id          INTEGER PRIMARY KEY,
+    uscc        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    source      TEXT NOT NULL DEFAULT '',
+    as_of       TEXT,
+    changed_at  TEXT NOT NULL,
+    actor       TEXT NOT NULL
+);
+CREATE INDEX grade_history_uscc ON grade_history (uscc, id);
+CREATE TRIGGER grade_history_no_update BEFORE UPDATE ON grade_history
+BEGIN SELECT RAISE(ABORT, 'grade_history is append-only'); END;
+CREATE TRIGGER grade_history_no_delete BEFORE DELETE ON grade_history
+BEGIN SELECT RAISE(ABORT, 'grade_history is append-only'); END;
+
+-- The change log the feed polls: one row per mutation of an entry or a grade,
+-- written in the mutation's transaction. AUTOINCREMENT: a seq is never reused.
+CREATE TABLE changes (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    uscc        TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind = 'entry' OR kind = 'grade'),
+    ref         TEXT NOT NULL,              -- entry_id, or the grade value
+    at          TEXT NOT NULL,
+    actor       TEXT NOT NULL
+);
+CREATE TRIGGER changes_no_update BEFORE UPDATE ON changes
+BEGIN SELECT RAISE(ABORT, 'changes is append-only'); END;
+
+CREATE TABLE checks (
+    check_id          TEXT PRIMARY KEY,
+    caller_id         INTEGER NOT NULL REFERENCES callers (caller_id),
+    matter            TEXT NOT NULL,
+    matter_code       TEXT,
+    case_ref          TEXT,
+    uscc              TEXT NOT NULL,
+    verdict           TEXT NOT NULL,
+    hit_ids           TEXT NOT NULL,        -- JSON array of entry ids
+    measures          TEXT NOT NULL,        -- JSON array of [code, state]
+    snapshot_version  INTEGER NOT NULL,
+    catalog_version   TEXT NOT NULL,
+    checked_at        TEXT NOT NULL,
+    latency_us        INTEGER NOT NULL,
+    batch_id          TEXT,
+    response          BLOB NOT NULL
+);
+CREATE INDEX checks_caller ON checks (caller_id, checked_at);
+CREATE INDEX checks_uscc ON checks (uscc, checked_at);
+CREATE INDEX checks_time ON checks (checked_at);
+CREATE TRIGGER checks_no_update BEFORE UPDATE ON checks
+BEGIN SELECT RAISE(ABORT, 'checks are never updated'); END;
+
+CREATE TABLE feedback (
+    check_id     TEXT PRIMARY KEY REFERENCES checks (check_id),
+    caller_id    INTEGER NOT NULL,
+    measures     TEXT NOT NULL,             -- JSON array of {code, executed, reason}
+    outcome      TEXT NOT NULL DEFAULT '',
+    handled_by   TEXT,
+    handled_at   TEXT,
+    received_at  TEXT NOT NULL,
+    body         BLOB NOT NULL
+);
+CREATE TRIGGER feedback_no_update BEFORE UPDATE ON feedback
+BEGIN SELECT RAISE(ABORT, 'feedback is never updated'); END;
+"""
+
+#: Every migration, in order. Append only.
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1),)

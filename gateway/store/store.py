@@ -1,0 +1,296 @@
+"""The async store: two aiosqlite connections per process, short transactions.
+
+Several worker processes share one SQLite file (WAL). Every write is one
+``BEGIN IMMEDIATE`` transaction on the write connection: it takes the file's
+write lock before reading what it will change, so a read-modify-write never
+races another process, and waits up to ``busy_timeout_ms`` for the lock. Within
+a process, an ``asyncio.Lock`` per connection keeps coroutines from
+interleaving statements inside one another's transactions. Reads go to the
+read connection (``query_only``) and never wait for a write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import date
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from gateway.model import Caller, EntryInput, FeedbackRecord, Grade, ListEntry, StatusChange
+from gateway.store import callers, checks, entries, grades, lifecycle, live, schema
+from gateway.store.checks import StoredCheck
+from gateway.store.entries import UpsertResult
+from gateway.store.grades import GradeResult
+from gateway.store.live import LiveSubject
+
+T = TypeVar("T")
+_Work = Callable[[aiosqlite.Connection], Awaitable[T]]
+
+
+class Store:
+    """Everything the gateway keeps, behind async methods. Open with :meth:`open`.
+
+    Two connections, each with its own thread: one for writes, one for reads, so
+    a read (a key lookup, a feed poll) never waits behind an import's transaction;
+    in WAL mode a read sees the last committed state.
+    """
+
+    def __init__(
+        self,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        path: Path,
+        version: int,
+    ) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+        self.path = path
+        self._version = version
+
+    @classmethod
+    async def open(
+        cls, path: str | Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000
+    ) -> Store:
+        """Create the file (and its directory) if needed, switch to WAL, migrate, connect.
+
+        Safe when several processes open the same file at once.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        version = await asyncio.to_thread(schema.prepare, str(path), synchronous, busy_timeout_ms)
+        settings = schema.pragmas(synchronous, busy_timeout_ms)
+        opened: list[aiosqlite.Connection] = []
+        try:
+            for extra in ([], ["PRAGMA query_only = ON"]):
+                conn = await aiosqlite.connect(path, isolation_level=None)
+                opened.append(conn)
+                for pragma in settings + extra:
+                    await conn.execute(pragma)
+        except BaseException:
+            for conn in opened:
+                await conn.close()
+            raise
+        return cls(opened[0], opened[1], path, version)
+
+    @property
+    def schema_version(self) -> int:
+        return self._version
+
+    async def close(self) -> None:
+        async with self._write_lock, self._read_lock:
+            await self._writer.close()
+            await self._reader.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- transactions ---------------------------------------------------------------
+
+    async def _write(self, work: _Work[T]) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction; commit, or roll back and raise.
+
+        The asyncio lock keeps other coroutines' statements out of the transaction.
+        """
+        async with self._write_lock:
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+                result = await work(self._writer)
+                await self._writer.execute("COMMIT")
+            except BaseException:
+                # Queued after whatever still runs on the connection's thread (even when
+                # cancelled), so a transaction never outlives the lock.
+                await asyncio.shield(_end(self._writer, "ROLLBACK"))
+                raise
+            return result
+
+    async def _read(self, work: _Work[T], *, snapshot: bool = False) -> T:
+        """Run ``work`` on the read connection; with ``snapshot``, in one read transaction
+        so that all its queries see the same state."""
+        async with self._read_lock:
+            if not snapshot:
+                return await work(self._reader)
+            try:
+                await self._reader.execute("BEGIN")
+                return await work(self._reader)
+            finally:
+                await asyncio.shield(_end(self._reader, "COMMIT"))
+
+    # --- callers and keys -----------------------------------------------------------
+
+    async def create_key(
+        self, caller_name: str, department: str, scopes: Iterable[str]
+    ) -> tuple[Caller, str]:
+        """A new key for the caller (created if new); the plaintext key is returned only here."""
+        name, dept = caller_name.strip(), department.strip()
+        if not name or not dept:
+            raise ValueError("caller name and department must not be empty")
+        wanted = callers.normalize_scopes(scopes)
+        return await self._write(lambda db: callers.create_key(db, name, dept, wanted))
+
+    async def keys_by_hash(self) -> dict[str, Caller]:
+        """Every key not revoked: ``key_hash`` → its :class:`Caller` (with ``key_id``)."""
+        return await self._read(callers.keys_by_hash)
+
+    async def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key; False if there is no such key or it was already revoked."""
+        return await self._write(lambda db: callers.revoke_key(db, key_id))
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        """Every key with its caller, scopes and dates (never its hash)."""
+        return await self._read(callers.list_keys)
+
+    # --- entries --------------------------------------------------------------------
+
+    async def upsert_entries(self, rows: Sequence[EntryInput], actor: str) -> UpsertResult:
+        """Import entries in one transaction (all or nothing), idempotent on (source, source_id).
+
+        The file's write lock is held for the whole call (about 25 µs a row), and the
+        recorder waits behind it: keep calls to a few thousand rows.
+        """
+        if not rows:
+            return UpsertResult(0, 0, 0, [])
+        return await self._write(lambda db: entries.upsert(db, rows, actor))
+
+    async def open_objection(
+        self, entry_id: str, opened_on: date, note: str, actor: str
+    ) -> ListEntry:
+        """active → objection_pending: its punishments are suspended while it is verified."""
+        return await self._write(
+            lambda db: lifecycle.open_objection(db, entry_id, opened_on, note, actor)
+        )
+
+    async def resolve_objection(
+        self, entry_id: str, upheld: bool, note: str, actor: str
+    ) -> ListEntry:
+        """objection_pending → revoked if upheld (the listing was wrong), else → active."""
+        return await self._write(
+            lambda db: lifecycle.resolve_objection(db, entry_id, upheld, note, actor)
+        )
+
+    async def repair(
+        self, entry_id: str, repaired_on: date, decision_no: str, actor: str
+    ) -> ListEntry:
+        """active or objection_pending → repaired (信用修复)."""
+        return await self._write(
+            lambda db: lifecycle.repair(db, entry_id, repaired_on, decision_no, actor)
+        )
+
+    async def revoke(self, entry_id: str, note: str, actor: str) -> ListEntry:
+        """active or objection_pending → revoked."""
+        return await self._write(lambda db: lifecycle.revoke(db, entry_id, note, actor))
+
+    async def mark_expired(self, today: date, actor: str, *, batch: int = 5_000) -> int:
+        """Every active entry with ``expires_on < today`` → expired; returns how many.
+
+        One transaction per ``batch`` entries (each expiry stands alone), so a first
+        sweep over years of data never holds the write lock for long.
+        """
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        total = 0
+        while True:
+            done = await self._write(lambda db: lifecycle.mark_expired(db, today, actor, batch))
+            total += done
+            if done < batch:
+                return total
+
+    async def get_entry(self, entry_id: str) -> ListEntry | None:
+        return await self._read(lambda db: entries.get(db, entry_id))
+
+    async def entry_history(self, entry_id: str) -> list[StatusChange]:
+        """The entry's status history, oldest first (empty for an unknown id)."""
+        return await self._read(lambda db: entries.history(db, entry_id))
+
+    async def subject_entries(self, uscc: str) -> list[ListEntry]:
+        """Every entry of a subject, whatever its status, by ``listed_on``."""
+        return await self._read(lambda db: entries.of_subject(db, uscc))
+
+    # --- grades ---------------------------------------------------------------------
+
+    async def put_grade(self, uscc: str, grade: Grade, actor: str) -> GradeResult:
+        """Set a subject's grade (history and change row, unless identical)."""
+        return await self.put_grades([(uscc, grade)], actor)
+
+    async def put_grades(self, items: Sequence[tuple[str, Grade]], actor: str) -> GradeResult:
+        """Set many subjects' grades in one transaction (for file imports)."""
+        if not items:
+            return GradeResult(0, 0, 0)
+        return await self._write(lambda db: grades.put(db, items, actor))
+
+    async def get_grade(self, uscc: str) -> Grade | None:
+        return await self._read(lambda db: grades.get(db, uscc))
+
+    # --- for the snapshot and the feed ----------------------------------------------
+
+    async def live_subjects(self, chunk: int = 10_000) -> AsyncIterator[list[LiveSubject]]:
+        """Every live subject ``(uscc, live entries, grade)``, by uscc, ``chunk`` at a time.
+
+        Each chunk is read in its own short transaction (writers are never held
+        back). To build a consistent snapshot, take :meth:`last_change_seq`
+        *before* iterating, then apply :meth:`changes_since` that seq.
+        """
+        if chunk < 1:
+            raise ValueError("chunk must be at least 1")
+        after = ""
+        while True:
+            subjects = await self._read(
+                partial(live.chunk_after, after=after, size=chunk), snapshot=True
+            )
+            if subjects:
+                yield subjects
+            if len(subjects) < chunk:
+                return
+            after = subjects[-1][0]
+
+    async def subjects(
+        self, usccs: Sequence[str]
+    ) -> dict[str, tuple[tuple[ListEntry, ...], Grade | None]]:
+        """Live entries and grade of each subject; ``((), None)`` for one with nothing live."""
+        if not usccs:
+            return {}
+        return await self._read(lambda db: live.of_subjects(db, usccs), snapshot=True)
+
+    async def changes_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, str]]:
+        """``(seq, uscc)`` of the changes after ``seq``, oldest first."""
+        return await self._read(lambda db: live.changes_since(db, seq, limit))
+
+    async def last_change_seq(self) -> int:
+        """The newest change's seq, 0 when there is none."""
+        return await self._read(live.last_change_seq)
+
+    # --- checks and feedback (written by CheckWriter) -------------------------------
+
+    async def get_check(self, check_id: str) -> StoredCheck | None:
+        return await self._read(lambda db: checks.get_check(db, check_id))
+
+    async def get_feedback(self, check_id: str) -> FeedbackRecord | None:
+        return await self._read(lambda db: checks.get_feedback(db, check_id))
+
+    async def recent_checks(self, uscc: str, limit: int = 20) -> list[StoredCheck]:
+        """The subject's latest checks, newest first."""
+        return await self._read(lambda db: checks.recent_checks(db, uscc, limit))
+
+
+async def _end(db: aiosqlite.Connection, statement: str) -> None:
+    """COMMIT or ROLLBACK, if a transaction is still open once the queue reaches it."""
+    try:
+        await db.execute(statement)
+    except sqlite3.OperationalError as exc:
+        if "no transaction is active" not in str(exc):
+            raise

@@ -1,0 +1,299 @@
+"""GET /v1/check of the gateway as ratios to the floor and limit apps (``make bench``).
+
+Same server (granian, asgi), workers and wrk settings for the three, measured in turn round
+after round; then a 1,000-code batch check. Prints a table, writes var/bench/result.json.
+See docs/performance.md. The reference apps: ../shared/bench, or ``BENCH_REF_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
+
+from loadtest import datagen
+
+REPO = Path(__file__).resolve().parents[1]
+LUA = Path(__file__).with_name("wrk_codes.lua")
+HOST = "127.0.0.1"
+GRANIAN = str(Path(sys.executable).parent / "granian")  # the venv's, beside its python
+APPS = ("floor", "limit", "gateway")
+Run = dict[str, float]
+#: What is read off wrk's output (latencies in ms)
+WRK = {"rps": r"^Requests/sec:\s+([\d.]+)", "requests": r"^\s+(\d+) requests in"}
+WRK |= {f"p{p}_ms": rf"^\s+{p}%\s+([\d.]+\w+)$" for p in (50, 99)}
+STATS = ("rps", "p50_ms", "p99_ms")
+ROW = "{:8} {:>9,.0f} {:>7.2f} {:>7.2f} {:>7}  {}"
+HEADER = "app          req/s  p50 ms  p99 ms  RSS MB  "
+UNITS = {"": 1.0, "us": 0.001, "ms": 1.0, "s": 1e3, "m": 6e4}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def ensure_wrk() -> str:
+    if not shutil.which("wrk"):
+        print("wrk is missing: installing Debian's package wrk (apt-get update, apt-get install)")
+        for cmd in ("apt-get update", "apt-get install -y wrk"):
+            subprocess.run(cmd.split(), check=True, timeout=900)
+    return shutil.which("wrk") or "wrk"
+
+
+def fetch(url: str, key: str = "", body: bytes | None = None) -> tuple[int, bytes]:
+    """GET, or POST a JSON ``body``; the status and the body of the response."""
+    headers = {"Content-Type": "application/json"} if body else {}
+    headers |= {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        with urlopen(Request(url, data=body, headers=headers), timeout=60 if body else 5) as resp:
+            return resp.status, resp.read()
+    except HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class Server:
+    """A server on a free port in its own process group, logging to ``<run>/<name>.log``."""
+
+    def __init__(self, name: str, cmd: list[str], cwd: Path, env: dict[str, str], run: Path):
+        with socket.socket() as sock:
+            sock.bind((HOST, 0))
+            port = str(sock.getsockname()[1])
+        self.name, self.log, self.url = name, run / f"{name}.log", f"http://{HOST}:{port}"
+        with self.log.open("wb") as log:
+            cmd = [*cmd, "--host", HOST, "--port", port]
+            self.proc = subprocess.Popen(
+                cmd, cwd=cwd, env=env, stdout=log, stderr=log, start_new_session=True
+            )
+
+    def failed(self, what: str) -> BenchError:
+        lines = self.log.read_text(errors="replace").splitlines()[-30:]
+        return BenchError(f"{self.name}: {what}; its log {self.log} ends:\n" + "\n".join(lines))
+
+    def wait_ready(self, path: str, timeout: float) -> None:
+        for _ in range(int(timeout / 0.2)):  # a little longer: each probe takes time too
+            if self.proc.poll() is not None:
+                raise self.failed(f"exited with {self.proc.returncode} before it was ready")
+            with contextlib.suppress(URLError, OSError):
+                if fetch(self.url + path)[0] == 200:
+                    return
+            time.sleep(0.2)
+        raise self.failed(f"GET {path} not 200 after {timeout:g} s")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+def group_rss_kb(pgid: int) -> int:
+    """Sum of VmRSS over a process group: a server and its workers (shared pages count twice)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if os.getpgid(int(pid)) == pgid:
+                status = Path(f"/proc/{pid}/status").read_text()
+                total += sum(int(kb) for kb in re.findall(r"^VmRSS:\s+(\d+)", status, re.M))
+    return total
+
+
+def parse_wrk(out: str) -> Run:
+    """Requests/s, p50 and p99 (ms), requests, non-2xx responses and socket errors."""
+    found = {k: m[1] for k, p in WRK.items() if (m := re.search(p, out, re.M))}
+    if len(found) < len(WRK):
+        raise BenchError(f"cannot read wrk's output:\n{out}")
+    res = {k: float(v.rstrip("usm")) * UNITS[v.lstrip("0123456789.")] for k, v in found.items()}
+    errors = re.search(r"Socket errors: (.*)", out)
+    res["socket_errors"] = sum(map(int, re.findall(r"\d+", errors[1]))) if errors else 0
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return res | {"non_2xx": int(non2xx[1]) if non2xx else 0}
+
+
+def run_wrk(wrk: str, server: Server, codes: Path, key: str, opts: Any, secs: float) -> Run:
+    """One wrk run; the server tree's RSS is sampled meanwhile (peak in ``rss_kb``)."""
+    cmd = [wrk, "-t1", f"-c{opts.connections}", f"-d{secs:g}s", "--latency", "-s", str(LUA)]
+    cmd += [server.url, "--", str(codes)]
+    env, peak, deadline = {**os.environ, "BENCH_KEY": key}, 0, time.monotonic() + secs + 60
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        while proc.poll() is None and time.monotonic() < deadline:
+            peak = max(peak, group_rss_kb(server.proc.pid))
+            time.sleep(0.5)
+        proc.kill()  # a no-op when wrk has finished
+        out = proc.stdout.read() if proc.stdout else ""
+    if proc.wait():
+        raise BenchError(f"wrk exited with {proc.returncode} on {server.name}:\n{out}")
+    return parse_wrk(out) | {"rss_kb": peak}
+
+
+def gateway_cli(args: str, env: dict[str, str], timeout: float) -> str:
+    """``python -m gateway <args>``; return the last line of its output."""
+    cmd = [sys.executable, "-m", "gateway", *args.split()]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        out = f"{done.stdout[-2000:]}{done.stderr[-3000:]}"
+        raise BenchError(f"python -m gateway {args} exited with {done.returncode}:\n{out}")
+    return (done.stdout.strip().splitlines() or [""])[-1].strip()
+
+
+def prepare_gateway(run: Path, opts: Any, env: dict[str, str]) -> tuple[str, str]:
+    """Data, database and key; return the key and one listed code."""
+    entries, _, n = datagen.write_all(run, opts.subjects, opts.hit_ratio, opts.codes, opts.seed)
+    print(f"data: {opts.subjects} subjects, {n} listed; {opts.codes} codes to query, half hits")
+    print("import:", gateway_cli(f"import {entries}", env, timeout=900))
+    scopes = "--caller bench --department bench --scopes check,feedback"
+    key = gateway_cli(f"keys create {scopes}", env, timeout=120)
+    if not key or " " in key:
+        raise BenchError(f"keys create: expected the key alone on the last line, got {key!r}")
+    return key, entries.read_text(encoding="utf-8").splitlines()[1].split(",", 1)[0]
+
+
+def start(app: str, opts: Any, run: Path, env: dict[str, str], probe: Any) -> tuple[Server, Path]:
+    """Start ``app``, check that it answers (``probe``: key, listed code); return it, codes."""
+    workers = ["--workers", str(opts.workers)]
+    if app == "gateway":
+        server = Server(app, [sys.executable, "-m", "gateway", "serve", *workers], REPO, env, run)
+        server.wait_ready("/healthz", opts.start_timeout)
+        key, code = probe
+        status, body = fetch(f"{server.url}/v1/check?uscc={code}&matter=bidding", key)
+        if status != 200 or not json.loads(body).get("hits"):
+            raise server.failed(f"check of the listed {code}: {status} {body[:300]!r}")
+        return server, run / "codes.txt"
+    refs = Path(__file__).resolve().parents[2] / "shared" / "bench"
+    cmd = [GRANIAN, "--interface", "asgi", *workers, "--backlog", "2048", f"{app}_app:app"]
+    server = Server(app, cmd, Path(os.environ.get("BENCH_REF_DIR") or refs), env, run)
+    server.wait_ready("/codes?n=1", opts.start_timeout)
+    codes = run / f"{app}_codes.txt"
+    codes.write_text("\n".join(json.loads(fetch(server.url + "/codes?n=1000")[1])) + "\n")
+    return server, codes
+
+
+def batch_ms(server: Server, key: str, codes: list[str], runs: int) -> list[float]:
+    """Wall times (ms) of ``runs`` sequential batch checks, after one untimed call."""
+    body, times = json.dumps({"matter": "bidding", "uscc": codes}).encode(), []
+    for _ in range(runs + 1):
+        t0 = time.perf_counter()
+        status, data = fetch(server.url + "/v1/check/batch", key, body)
+        times.append((time.perf_counter() - t0) * 1000)
+        results = json.loads(data).get("results", []) if status == 200 else []
+        if len(results) != len(codes) or any("error" in r for r in results):
+            raise server.failed(f"batch of {len(codes)}: {status}, {len(results)} results")
+    return times[1:]
+
+
+def bench(opts: Any) -> dict[str, Any]:
+    wrk, run = ensure_wrk(), Path(opts.out).resolve() / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    env = {**os.environ, "GATEWAY_DB": str(run / "bench.db")}
+    servers: dict[str, tuple[Server, Path, str]] = {}
+    rounds: dict[str, list[Run]] = {app: [] for app in opts.apps}
+    key, listed, batch = "", "", []
+    try:
+        if "gateway" in opts.apps:
+            key, listed = prepare_gateway(run, opts, env)
+        for app in opts.apps:
+            server, codes = start(app, opts, run, env, (key, listed))
+            servers[app] = server, codes, key if app == "gateway" else ""  # the key: gateway only
+            print(f"{app}: {server.url} pid {server.proc.pid}; warm-up {opts.warmup:g} s")
+            run_wrk(wrk, *servers[app], opts, opts.warmup)
+        print(HEADER + "errors")
+        for _ in range(opts.rounds):
+            for app in opts.apps:
+                res = run_wrk(wrk, *servers[app], opts, opts.duration)
+                rounds[app].append(res)
+                extra = f"non-2xx {res['non_2xx']:.0f}, socket errors {res['socket_errors']:.0f}"
+                print(ROW.format(app, *(res[f] for f in STATS), res["rss_kb"] // 1024, extra))
+                if app == "gateway" and res["non_2xx"]:
+                    raise servers[app][0].failed(f"{res['non_2xx']:.0f} non-2xx responses")
+        if "gateway" in opts.apps and opts.batch_runs:
+            some = servers["gateway"][1].read_text().split()[: opts.batch_size]
+            batch = batch_ms(servers["gateway"][0], key, some, opts.batch_runs)
+    finally:
+        for server, *_ in servers.values():
+            server.stop()
+    return summarise(opts, rounds, batch)
+
+
+def summarise(opts: Any, rounds: dict[str, list[Run]], batch: list[float]) -> dict[str, Any]:
+    apps: dict[str, dict[str, Any]] = {}
+    for app, rs in rounds.items():
+        apps[app] = {f: round(statistics.median(r[f] for r in rs), 3) for f in STATS}
+        apps[app] |= {"peak_rss_mb": max(r["rss_kb"] for r in rs) // 1024, "rounds": rs}
+    rps = {app: a["rps"] for app, a in apps.items()}
+    pairs = [p.split("/") for p in ("gateway/floor", "gateway/limit", "limit/floor")]
+    ratios = {f"{a}/{b}": round(rps[a] / rps[b], 3) for a, b in pairs if {a, b} <= rps.keys()}
+    settings = {k: v for k, v in vars(opts).items() if k != "out"} | {"wrk": "-t1 --latency"}
+    settings["gateway_env"] = {k: v for k, v in os.environ.items() if k.startswith("GATEWAY_")}
+    result: dict[str, Any] = {"date": datetime.now().astimezone().isoformat(timespec="seconds")}
+    result["machine"] = {"cpus": os.cpu_count(), "kernel": " ".join(os.uname()[2:])}
+    result |= {"settings": settings, "apps": apps, "ratios": ratios}
+    if batch:
+        p95 = statistics.quantiles(batch, n=20)[18] if len(batch) > 1 else batch[0]
+        result["batch"] = {"codes": opts.batch_size, "calls": len(batch), "p95_ms": round(p95, 1)}
+        result["batch"]["median_ms"] = round(statistics.median(batch), 1)
+    return result
+
+
+def show(result: dict[str, Any]) -> None:
+    s = result["settings"]
+    print(f"\nmedians of {s['rounds']} rounds, {s['workers']} worker(s)\n{HEADER}req/s per round")
+    for app, a in result["apps"].items():
+        each = " ".join(f"{r['rps']:.0f}" for r in a["rounds"])
+        print(ROW.format(app, a["rps"], a["p50_ms"], a["p99_ms"], a["peak_rss_mb"], each))
+    print("ratios:", ", ".join(f"{name} {ratio:.3f}" for name, ratio in result["ratios"].items()))
+    if b := result.get("batch"):
+        print(f"batch check of {b['codes']} codes ({b['calls']} calls): ", end="")
+        print(f"median {b['median_ms']} ms, p95 {b['p95_ms']} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    add = parser.add_argument
+    add("--workers", type=int, default=1, help="granian workers of every server")
+    add("--connections", type=int, default=32, help="wrk connections (one wrk thread)")
+    add("--duration", type=float, default=10, help="seconds of each measured wrk run")
+    add("--rounds", type=int, default=3, help="rounds, each running every app once in turn")
+    add("--warmup", type=float, default=2, help="seconds of load before measuring a server")
+    add("--subjects", type=int, default=100_000, help="population of the gateway's data")
+    add("--hit-ratio", type=float, default=0.1, help="share of the population listed")
+    add("--codes", type=int, default=10_000, help="codes the gateway is queried with, half hits")
+    add("--seed", type=int, default=7, help="seed of the generated data")
+    add("--batch-runs", type=int, default=20, help="timed batch checks after the rounds")
+    add("--batch-size", type=int, default=1000, help="codes per batch check")
+    add("--apps", default=",".join(APPS), help="comma-separated subset of floor,limit,gateway")
+    add("--start-timeout", type=float, default=120, help="seconds for a server to be ready")
+    add("--out", default=str(REPO / "var" / "bench"), help="output directory")
+    opts = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
+    opts.apps = [a for a in APPS if a in opts.apps.split(",")]
+    try:
+        result = bench(opts)
+    except BenchError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    show(result)
+    (path := Path(opts.out) / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

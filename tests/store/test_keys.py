@@ -1,0 +1,119 @@
+"""Callers and API keys: created once, stored as hashes, looked up by hash, revoked."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gateway.model import Caller
+from gateway.store import Store, hash_key, key_id_of, new_key
+from tests.store.helpers import query, run
+
+KEY_FORMAT = re.compile(r"gw_([A-Za-z0-9]{8})_([A-Za-z0-9_-]{43})")
+
+
+def test_a_key_looks_like_gw_keyid_secret_and_hashes_to_sha256() -> None:
+    key_id, key = new_key()
+    match = KEY_FORMAT.fullmatch(key)
+    assert match is not None
+    assert match.group(1) == key_id
+    assert key_id_of(key) == key_id
+    assert hash_key(key) == hash_key(key)
+    assert len(hash_key(key)) == 64
+    assert hash_key(key) != hash_key(key + "x")
+    assert new_key()[1] != new_key()[1]
+    for bad in ("", "gw_", "gw_short_x", "xx_abcdefgh_secret", "gw_abc-efgh_secret"):
+        assert key_id_of(bad) is None
+
+
+def test_create_key_returns_the_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+
+    async def scenario() -> tuple[Caller, str, dict[str, Caller]]:
+        async with await Store.open(path) as store:
+            caller, key = await store.create_key(
+                "省政务服务网审批系统", "省政务服务中心", ["check", "feedback"]
+            )
+            return caller, key, await store.keys_by_hash()
+
+    caller, key, by_hash = run(scenario())
+    assert KEY_FORMAT.fullmatch(key)
+    assert caller.name == "省政务服务网审批系统"
+    assert caller.department == "省政务服务中心"
+    assert caller.scopes == frozenset({"check", "feedback"})
+    assert by_hash == {hash_key(key): caller}
+    assert by_hash[hash_key(key)].key_id == key_id_of(key)
+
+    # The plaintext key (and its secret part) appears in none of the database's files.
+    secret = key[len("gw_") + 8 + 1 :]
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("gateway.db")]
+    assert files
+    for file in files:
+        data = file.read_bytes()
+        assert key.encode() not in data
+        assert secret.encode() not in data
+    assert query(path, "SELECT key_hash FROM api_keys") == [(hash_key(key),)]
+
+
+def test_a_caller_is_reused_and_each_key_has_its_own_scopes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with await Store.open(tmp_path / "gateway.db") as store:
+            first, key1 = await store.create_key("采购平台", "财政厅", ["check"])
+            second, key2 = await store.create_key(" 采购平台 ", "财政厅", ["reports", "check"])
+            other, _ = await store.create_key("采购平台", "住建厅", ["check"])
+            assert first.caller_id == second.caller_id != other.caller_id
+            assert first.key_id != second.key_id
+            keys = await store.keys_by_hash()
+            assert keys[hash_key(key1)].scopes == {"check"}
+            assert keys[hash_key(key2)].scopes == {"check", "reports"}
+            assert len(keys) == 3
+
+    run(scenario())
+
+
+def test_scopes_are_validated(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with await Store.open(tmp_path / "gateway.db") as store:
+            with pytest.raises(ValueError, match="unknown scope 'delete'"):
+                await store.create_key("a", "b", ["check", "delete"])
+            with pytest.raises(ValueError, match="at least one scope"):
+                await store.create_key("a", "b", [])
+            with pytest.raises(ValueError, match="must not be empty"):
+                await store.create_key("", "b", ["check"])
+            assert await store.list_keys() == []  # nothing half-created
+
+    run(scenario())
+
+
+def test_revoked_keys_no_longer_authenticate_and_listing_shows_no_hash(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with await Store.open(tmp_path / "gateway.db") as store:
+            caller, key = await store.create_key("审批系统", "政务中心", ["check"])
+            _, other = await store.create_key("审批系统", "政务中心", ["admin"])
+            assert await store.revoke_key(caller.key_id) is True
+            assert await store.revoke_key(caller.key_id) is False  # already revoked
+            assert await store.revoke_key("nosuchid") is False
+            keys = await store.keys_by_hash()
+            assert hash_key(key) not in keys
+            assert hash_key(other) in keys
+
+            listing = await store.list_keys()
+            assert [k["key_id"] for k in listing if k["revoked_at"]] == [caller.key_id]
+            for row in listing:
+                assert set(row) == {
+                    "key_id",
+                    "caller_id",
+                    "caller",
+                    "department",
+                    "scopes",
+                    "created_at",
+                    "revoked_at",
+                }
+                assert hash_key(key) not in row.values()
+                assert hash_key(other) not in row.values()
+            assert listing[0]["caller"] == "审批系统"
+            assert listing[0]["scopes"] == ["check"]
+
+    run(scenario())

@@ -1,0 +1,149 @@
+"""What the snapshot loads: live entries and grades by subject, in chunks; grades."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from gateway.model import Grade
+from gateway.store import GradeResult, LiveSubject, Store
+from tests.store.helpers import entry, query, run, uscc
+
+GOOD = Grade("good", "浙江省公共信用评价", date(2026, 10, 1))
+
+
+async def seed(store: Store) -> dict[str, str]:
+    """Subjects 1-6 in every interesting state; returns entry ids by name."""
+    rows = {
+        "1.active": entry(1, source_id="1a", listed_on=date(2026, 2, 1)),
+        "1.repaired": entry(1, source_id="1b"),
+        "1.revoked": entry(1, source_id="1c"),
+        "1.expired": entry(1, source_id="1d", expires_on=date(2026, 6, 1)),
+        "2.future": entry(2, source_id="2a", listed_on=date(2027, 1, 1)),
+        "2.objection": entry(2, source_id="2b", listed_on=date(2026, 1, 1)),
+        "3.repaired": entry(3, source_id="3a"),
+        "5.active": entry(5, source_id="5a", list_type="tax_grade_a"),
+        "6.revoked": entry(6, source_id="6a"),
+    }
+    result = await store.upsert_entries(list(rows.values()), "import")
+    ids = dict(zip(rows, result.entry_ids, strict=True))
+    for name in ("1.repaired", "3.repaired"):
+        await store.repair(ids[name], date(2026, 11, 1), "修复1号", "clerk")
+    for name in ("1.revoked", "6.revoked"):
+        await store.revoke(ids[name], "撤销", "clerk")
+    await store.open_objection(ids["2.objection"], date(2026, 11, 1), "异议", "clerk")
+    await store.mark_expired(date(2026, 11, 22), "expiry")
+    await store.put_grade(uscc(4), GOOD, "grades")
+    await store.put_grade(uscc(5), Grade("excellent"), "grades")
+    return ids
+
+
+def shape(subjects: list[LiveSubject]) -> list[tuple[str, list[str], str | None]]:
+    return [
+        (u, [e.entry_id for e in entries], grade.value if grade else None)
+        for u, entries, grade in subjects
+    ]
+
+
+def test_live_subjects_hold_exactly_the_live_entries_and_grades(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with await Store.open(tmp_path / "gateway.db") as store:
+            ids = await seed(store)
+            chunks = [chunk async for chunk in store.live_subjects()]
+            assert len(chunks) == 1
+            assert shape(chunks[0]) == [
+                (uscc(1), [ids["1.active"]], None),
+                # ordered by listed_on; the future-dated entry is live (the engine dates it)
+                (uscc(2), [ids["2.objection"], ids["2.future"]], None),
+                (uscc(4), [], "good"),  # a grade alone makes a subject live
+                (uscc(5), [ids["5.active"]], "excellent"),
+            ]
+            _, entries, _ = chunks[0][1]
+            assert [e.status for e in entries] == ["objection_pending", "active"]
+            assert chunks[0][2][2] == GOOD
+            assert entries[1] == await store.get_entry(ids["2.future"])
+
+    run(scenario())
+
+
+def test_subjects_returns_the_same_view_for_chosen_subjects(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with await Store.open(tmp_path / "gateway.db") as store:
+            ids = await seed(store)
+            everything = {u: (e, g) async for chunk in store.live_subjects() for u, e, g in chunk}
+            wanted = [uscc(5), uscc(3), uscc(1), "UNKNOWN", uscc(4), uscc(1)]
+            found = await store.subjects(wanted)
+            assert list(found) == [uscc(5), uscc(3), uscc(1), "UNKNOWN", uscc(4)]
+            assert found[uscc(3)] == ((), None)  # repaired only: nothing live
+            assert found["UNKNOWN"] == ((), None)
+            for u in (uscc(1), uscc(4), uscc(5)):
+                assert found[u] == everything[u]
+            assert [e.entry_id for e in found[uscc(1)][0]] == [ids["1.active"]]
+            assert await store.subjects([]) == {}
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 5, 7, 30])
+def test_live_subjects_come_in_chunks_of_at_most_chunk(tmp_path: Path, chunk: int) -> None:
+    async def scenario() -> None:
+        async with await Store.open(tmp_path / "gateway.db") as store:
+            # 20 subjects: entries on 0-14 (two on the even ones), grades on 10-19.
+            rows = [entry(n, source_id=f"{n}a") for n in range(15)]
+            rows += [entry(n, source_id=f"{n}b") for n in range(0, 15, 2)]
+            await store.upsert_entries(rows, "import")
+            await store.put_grades([(uscc(n), GOOD) for n in range(10, 20)], "grades")
+
+            chunks = [c async for c in store.live_subjects(chunk=chunk)]
+            assert all(1 <= len(c) <= chunk for c in chunks)
+            assert [len(c) for c in chunks[:-1]] == [chunk] * (len(chunks) - 1)
+            flat = [s for c in chunks for s in c]
+            assert [u for u, _, _ in flat] == [uscc(n) for n in range(20)]
+            assert [len(e) for _, e, _ in flat] == [2 - n % 2 for n in range(15)] + [0] * 5
+            assert [g is not None for _, _, g in flat] == [n >= 10 for n in range(20)]
+            whole = [c async for c in store.live_subjects(chunk=1000)]
+            assert whole == [flat]
+
+    run(scenario())
+
+
+def test_live_subjects_of_an_empty_store_and_bad_chunk(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with await Store.open(tmp_path / "gateway.db") as store:
+            assert [c async for c in store.live_subjects()] == []
+            with pytest.raises(ValueError, match="chunk"):
+                [c async for c in store.live_subjects(chunk=0)]
+
+    run(scenario())
+
+
+def test_grades_upsert_with_history_and_are_validated(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+
+    async def scenario() -> None:
+        async with await Store.open(path) as store:
+            assert await store.get_grade(uscc(1)) is None
+            assert await store.put_grade(uscc(1), GOOD, "a") == GradeResult(1, 0, 0)
+            assert await store.put_grade(uscc(1), GOOD, "b") == GradeResult(0, 0, 1)
+            assert await store.get_grade(uscc(1)) == GOOD
+            poor = Grade("poor", "市场监管", None)
+            result = await store.put_grades(
+                [(uscc(1), poor), (uscc(2), GOOD), (uscc(2), GOOD)], "c"
+            )
+            assert result == GradeResult(1, 1, 1)
+            assert await store.get_grade(uscc(1)) == poor
+            with pytest.raises(ValueError, match="row 1: unknown grade 'A'"):
+                await store.put_grades([(uscc(3), GOOD), (uscc(3), Grade("A"))], "d")  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match="uscc is empty"):
+                await store.put_grade("", GOOD, "d")
+            assert await store.get_grade(uscc(3)) is None
+
+    run(scenario())
+    assert query(path, "SELECT uscc, value, actor FROM grade_history ORDER BY id") == [
+        (uscc(1), "good", "a"),
+        (uscc(1), "poor", "c"),
+        (uscc(2), "good", "c"),
+    ]
+    assert query(path, "SELECT actor FROM grades WHERE uscc = ?", (uscc(1),)) == [("c",)]
