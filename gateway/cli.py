@@ -117,20 +117,11 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
             print("the key is shown once; store it now:")
             print(key)
         elif args.keys_command == "list":
+            columns = ("key_id", "caller", "department", "scopes", "created_at", "revoked_at")
+            print("\t".join(columns))
             for row in await store.list_keys():
-                print(
-                    "\t".join(
-                        str(row.get(k) or "")
-                        for k in (
-                            "key_id",
-                            "caller",
-                            "department",
-                            "scopes",
-                            "created_at",
-                            "revoked_at",
-                        )
-                    )
-                )
+                row = {**row, "scopes": ",".join(row.get("scopes") or [])}
+                print("\t".join(str(row.get(k) or "") for k in columns))
         else:
             if not await store.revoke_key(args.key_id):
                 print(f"error: no active key {args.key_id!r}", file=sys.stderr)

@@ -6,6 +6,7 @@ and reason. By default nothing is applied from a file with any rejected row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
@@ -34,6 +35,7 @@ ENTRY_FIELDS = (
 )
 GRADE_FIELDS = ("uscc", "grade", "source", "as_of")
 MAX_TEXT = 2_000
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class Rejection(msgspec.Struct, frozen=True):
@@ -60,6 +62,8 @@ def _date(
             problems.append(Rejection(row, field, "required (a date YYYY-MM-DD)"))
         return None
     try:
+        if not _ISO_DATE.fullmatch(text):
+            raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
         problems.append(Rejection(row, field, f"{text!r} is not a date YYYY-MM-DD"))
@@ -134,6 +138,11 @@ def parse_grade(
     problems: list[Rejection] = []
     if "__error__" in record:
         return None, [Rejection(row, "*", str(record["__error__"]))]
+    unknown = sorted(set(record) - set(GRADE_FIELDS))
+    if unknown:
+        problems.append(
+            Rejection(row, unknown[0], f"unknown field; expected: {', '.join(GRADE_FIELDS)}")
+        )
     uscc = _uscc(record.get("uscc"), row, problems)
     value = _text(record, "grade", row, problems)
     if value not in catalog.grades:
@@ -189,9 +198,12 @@ async def import_file(
                 grades.append(parsed)
         if summary.rejected and not allow_partial:
             return summary
-        for uscc, grade in grades:
-            await store.put_grade(uscc, grade, actor)
-        summary.updated = len(grades)
+        counts = await store.put_grades(grades, actor)  # one transaction: all or nothing
+        summary.inserted, summary.updated, summary.unchanged = (
+            counts.inserted,
+            counts.updated,
+            counts.unchanged,
+        )
         summary.applied = True
         return summary
     entries, summary.rejected = parse_entries(rows, catalog)

@@ -17,7 +17,10 @@ is queued and closes the writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +29,9 @@ from typing import Protocol
 from gateway.model import CheckRecord, FeedbackRecord
 
 log = logging.getLogger(__name__)
+
+#: Seconds without a commit after which the recorder counts as idle (upkeep may index).
+IDLE_AFTER = 0.25
 
 
 class Writer(Protocol):
@@ -42,11 +48,19 @@ class RecorderFull(Exception):
         self.retry_after = retry_after
 
 
+class Upkeep(Protocol):
+    def run_once(self, *, busy: bool = False) -> int: ...
+
+    def close(self) -> None: ...
+
+
 class Recorder:
     def __init__(
         self,
         writer_factory: Callable[[], Writer],
         *,
+        upkeep_factory: Callable[[], Upkeep] | None = None,
+        upkeep_interval: float = 1.0,
         max_queue: int = 20_000,
         max_batch: int = 1_000,
     ) -> None:
@@ -58,9 +72,14 @@ class Recorder:
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
         self._task: asyncio.Task[None] | None = None
+        self._upkeep_factory = upkeep_factory
+        self._upkeep_interval = upkeep_interval
+        self._upkeep_task: asyncio.Task[None] | None = None
+        self._upkeep_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upkeep")
         self._accepting = False
         self.batches = 0
         self.records = 0
+        self.last_write = 0.0
         self.last_error = ""
 
     @property
@@ -72,6 +91,8 @@ class Recorder:
         self._writer = await loop.run_in_executor(self._executor, self._writer_factory)
         self._accepting = True
         self._task = asyncio.create_task(self._run(), name="recorder")
+        if self._upkeep_factory is not None:
+            self._upkeep_task = asyncio.create_task(self._upkeep(), name="recorder-upkeep")
 
     def submit(self, record: CheckRecord | FeedbackRecord) -> asyncio.Future[bool]:
         """Queue a record; the future resolves (True for a new feedback) once committed."""
@@ -96,6 +117,12 @@ class Recorder:
         """Refuse new records, flush the queue, close the writer."""
         self._accepting = False
         self._wake.set()
+        if self._upkeep_task is not None:
+            self._upkeep_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._upkeep_task
+            self._upkeep_task = None
+        self._upkeep_executor.shutdown(wait=True)
         if self._task is not None:
             await self._task
             self._task = None
@@ -103,6 +130,24 @@ class Recorder:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._writer.close)
             self._writer = None
         self._executor.shutdown(wait=True)
+
+    async def _upkeep(self) -> None:
+        """Index and checkpoint what was recorded, on a thread of its own, every interval."""
+        assert self._upkeep_factory is not None
+        loop = asyncio.get_running_loop()
+        upkeep = await loop.run_in_executor(self._upkeep_executor, self._upkeep_factory)
+        try:
+            while True:
+                await asyncio.sleep(self._upkeep_interval)
+                busy = time.monotonic() - self.last_write < IDLE_AFTER
+                try:
+                    await loop.run_in_executor(
+                        self._upkeep_executor, functools.partial(upkeep.run_once, busy=busy)
+                    )
+                except Exception as exc:  # upkeep never stops the recording itself
+                    log.warning("recorder upkeep failed: %s", exc)
+        finally:
+            await asyncio.shield(loop.run_in_executor(self._upkeep_executor, upkeep.close))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -128,6 +173,7 @@ class Recorder:
                         future.set_exception(RecorderFull(retry_after=2))
                 continue
             self.last_error = ""
+            self.last_write = time.monotonic()
             self.batches += 1
             self.records += len(batch)
             feedback_results = iter(inserted)

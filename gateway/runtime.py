@@ -10,7 +10,7 @@ from gateway.recorder import Recorder
 from gateway.service import CheckService
 from gateway.settings import Settings
 from gateway.snapshot import Snapshot
-from gateway.store import CheckWriter, Store
+from gateway.store import CheckWriter, Maintenance, Store
 from measures_catalog import Catalog, load
 
 log = logging.getLogger("gateway")
@@ -41,6 +41,7 @@ class Runtime:
         await feed.build(self.store, self.snapshot)
         self.recorder = Recorder(
             lambda: CheckWriter(settings.db, synchronous=settings.sync),
+            upkeep_factory=lambda: Maintenance(settings.db),
             max_queue=settings.recorder_queue,
         )
         await self.recorder.start()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 
 import msgspec
 
+from gateway.clock import CheckClock
 from gateway.engine import UnknownMatter, decide
 from gateway.identifiers import InvalidUSCC, validate_uscc
 from gateway.ids import uuid7
@@ -22,8 +23,8 @@ from gateway.recorder import Recorder, RecorderFull
 from gateway.snapshot import Snapshot
 from measures_catalog import Catalog
 
-#: China Standard Time: dates (expiry, listing) and check times are reckoned in it.
-CST = timezone(timedelta(hours=8), "CST")
+#: How many validated codes a worker remembers before it starts afresh.
+VALID_CODES_KEPT = 200_000
 
 
 class HitView(msgspec.Struct, frozen=True, gc=False):
@@ -91,6 +92,9 @@ class CheckService:
         self.snapshot = snapshot
         self.recorder = recorder
         self.degraded = False
+        self.clock = CheckClock()
+        #: Codes as sent → validated and normalised (validation is deterministic).
+        self._valid: dict[str, str] = {}
 
     def check_matter(self, matter: str) -> None:
         """Raise the 422 for an unknown matter type."""
@@ -114,21 +118,25 @@ class CheckService:
         catalog = self.catalog
         if matter not in catalog.index:
             self.check_matter(matter)
-        try:
-            code = validate_uscc(uscc)
-        except InvalidUSCC as exc:
-            raise uscc_problem(exc) from None
+        code = self._valid.get(uscc)
+        if code is None:
+            try:
+                code = validate_uscc(uscc)
+            except InvalidUSCC as exc:
+                raise uscc_problem(exc) from None
+            if len(self._valid) >= VALID_CODES_KEPT:
+                self._valid.clear()
+            self._valid[uscc] = code
         snapshot = self.snapshot
         subject = snapshot.lookup(code)
         version = snapshot.version
-        now = datetime.now(CST)
+        ms, checked_at, today = self.clock.now()
         entries: tuple[ListEntry, ...] = ()
         grade: Grade | None = None
         if subject is not None:
             entries, grade = subject
-        decision = decide(entries, grade, matter, catalog, now.date(), commitment=commitment)
-        check_id = uuid7()
-        checked_at = now.isoformat(timespec="milliseconds")
+        decision = decide(entries, grade, matter, catalog, today, commitment=commitment)
+        check_id = uuid7(ms)
         hits = [self._hit_view(e) for e in decision.hits]
         body = _encode(
             CheckResponse(
@@ -154,8 +162,8 @@ class CheckService:
             matter=matter,
             uscc=code,
             verdict=decision.verdict,
-            hit_ids=tuple(e.entry_id for e in decision.hits),
-            measures=tuple((m.code, m.state) for m in decision.measures),
+            hit_ids=tuple([e.entry_id for e in decision.hits]),
+            measures=tuple([(m.code, m.state) for m in decision.measures]),
             snapshot_version=version,
             catalog_version=catalog.version,
             checked_at=checked_at,

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.clock import CST
 from gateway.model import EntryInput, Grade
-from gateway.service import CST
 from gateway.store import Store
 
 T = TypeVar("T")

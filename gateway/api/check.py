@@ -86,27 +86,28 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
+#: Longest accepted value of each query parameter (as in CheckRequest).
+_QUERY_LIMITS = {"uscc": 64, "matter": 64, "matter_code": 128, "case_ref": 256}
+
+
 def _parse_query(query_string: bytes) -> CheckRequest:
     params = dict(parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True))
     for field in ("uscc", "matter"):
         if not params.get(field):
             raise invalid(field, "required query parameter is missing")
+    for field, limit in _QUERY_LIMITS.items():
+        if len(params.get(field) or "") > limit:
+            raise invalid(field, f"longer than {limit} characters")
     commitment = _TRUE.get(params.get("commitment", "").lower())
     if commitment is None:
         raise invalid("commitment", "must be true or false")
-    try:
-        return msgspec.convert(
-            {
-                "uscc": params["uscc"],
-                "matter": params["matter"],
-                "matter_code": params.get("matter_code"),
-                "case_ref": params.get("case_ref"),
-                "commitment": commitment,
-            },
-            CheckRequest,
-        )
-    except msgspec.ValidationError as exc:
-        raise from_validation_error(exc, "query") from None
+    return CheckRequest(
+        params["uscc"],
+        params["matter"],
+        params.get("matter_code") or None,
+        params.get("case_ref") or None,
+        commitment,
+    )
 
 
 def check_route(rt: Runtime) -> Any:

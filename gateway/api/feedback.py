@@ -9,9 +9,9 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
+from gateway.clock import CST
 from gateway.model import FeedbackRecord, MeasureFeedback
 from gateway.problems import FieldError, Problem, not_found
-from gateway.service import CST
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime

@@ -107,6 +107,8 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         "subjects": len(rt.snapshot),
         "entries": rt.snapshot.entry_count,
         "recorder_queue": rt.recorder.depth if rt.started else 0,
+        "recorder_batches": rt.recorder.batches if rt.started else 0,
+        "recorder_records": rt.recorder.records if rt.started else 0,
         "worker_pid": os.getpid(),
     }
     return Response(body, status_code=200 if not reasons else 503)

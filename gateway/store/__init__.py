@@ -15,6 +15,7 @@ from gateway.store.errors import EntryNotFound, InvalidTransition, SchemaError, 
 from gateway.store.grades import GradeResult
 from gateway.store.keys import hash_key, key_id_of, new_key
 from gateway.store.live import LiveSubject
+from gateway.store.maintenance import Maintenance
 from gateway.store.schema import LATEST as SCHEMA_VERSION
 from gateway.store.store import Store
 
@@ -25,6 +26,7 @@ __all__ = [
     "GradeResult",
     "InvalidTransition",
     "LiveSubject",
+    "Maintenance",
     "SchemaError",
     "Store",
     "StoreError",

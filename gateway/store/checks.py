@@ -8,9 +8,11 @@ default: committed means on disk, so a caller's 200 survives a crash).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,6 +30,18 @@ _CHECK_COLUMNS: Final = (
 _INSERT_CHECK: Final = (
     f"INSERT INTO checks ({_CHECK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: Checks per INSERT statement (15 columns each, well under SQLite's 32,766 variables).
+_ROWS_PER_INSERT: Final = 500
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_checks_sql(rows: int) -> str:
+    """One multi-row INSERT: a whole batch in one sqlite3_step, so the writer thread
+    gives up and takes back the GIL once per batch, not once per check (each time
+    it must wait for the busy event loop to let go of it)."""
+    return _INSERT_CHECK + ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
+
+
 _FEEDBACK_COLUMNS: Final = (
     "check_id, caller_id, measures, outcome, handled_by, handled_at, received_at, body"
 )
@@ -112,6 +126,10 @@ class CheckWriter:
                     conn.execute(pragma)
                 schema.enable_wal(conn, self.busy_timeout_ms)
                 schema.migrate(conn)
+                # Checkpoints run in the maintenance thread, not inside a group commit, and
+                # the write lock is taken by begin_immediate's short retries.
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
+                conn.execute("PRAGMA busy_timeout = 0")
             except BaseException:
                 conn.close()
                 raise
@@ -132,10 +150,14 @@ class CheckWriter:
             return []
         with self._lock:
             conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
+            schema.begin_immediate(conn, self.busy_timeout_ms)
             try:
-                if checks:
-                    conn.executemany(_INSERT_CHECK, [_check_params(c) for c in checks])
+                for start in range(0, len(checks), _ROWS_PER_INSERT):
+                    chunk = checks[start : start + _ROWS_PER_INSERT]
+                    conn.execute(
+                        _insert_checks_sql(len(chunk)),
+                        [value for c in chunk for value in _check_params(c)],
+                    )
                 inserted = [
                     conn.execute(_INSERT_FEEDBACK, _feedback_params(f)).rowcount == 1
                     for f in feedback
@@ -190,11 +212,43 @@ async def get_check(db: aiosqlite.Connection, check_id: str) -> StoredCheck | No
     return _stored_check(rows[0]) if rows else None
 
 
-async def recent_checks(db: aiosqlite.Connection, uscc: str, limit: int) -> list[StoredCheck]:
+async def recent_checks(
+    db: aiosqlite.Connection, uscc: str, limit: int, days: int = 366
+) -> list[StoredCheck]:
+    """The subject's latest checks, newest first: those recorded since the indexing
+    mark, then the indexed ones day by day from the newest day indexed (one index
+    seek a day, at most ``days`` days back)."""
+    ids: list[str] = [
+        r[0]
+        for r in await db.execute_fetchall(
+            "SELECT check_id FROM checks WHERE uscc = ? AND rowid > "
+            "(SELECT last_rowid FROM subject_checks_mark WHERE id = 1) "
+            "ORDER BY rowid DESC LIMIT ?",
+            (uscc, limit),
+        )
+    ]
+    bounds = list(await db.execute_fetchall("SELECT min(day), max(day) FROM subject_checks"))
+    first: str = bounds[0][0] or ""
+    last: str = bounds[0][1] or ""
+    for back in range(days + 1 if last else 0):
+        day = (date.fromisoformat(last) - timedelta(days=back)).isoformat()
+        if len(ids) >= limit or day < first:
+            break
+        ids.extend(
+            r[0]
+            for r in await db.execute_fetchall(
+                "SELECT check_id FROM subject_checks WHERE day = ? AND uscc = ? "
+                "ORDER BY check_id DESC LIMIT ?",
+                (day, uscc, limit - len(ids)),
+            )
+            if r[0] not in ids
+        )
+    if not ids:
+        return []
+    marks = ", ".join("?" * len(ids[:limit]))
     rows = await db.execute_fetchall(
-        f"SELECT {_CHECK_COLUMNS} FROM checks WHERE uscc = ? "
-        "ORDER BY checked_at DESC, check_id DESC LIMIT ?",
-        (uscc, limit),
+        f"SELECT {_CHECK_COLUMNS} FROM checks WHERE check_id IN ({marks}) ORDER BY check_id DESC",
+        ids[:limit],
     )
     return [_stored_check(r) for r in rows]
 

@@ -316,3 +316,22 @@ def test_batch_limits(client: Client, seeded: Seeded) -> None:
         ),
         403,
     )
+
+
+def test_422_for_overlong_values(client: Client, seeded: Seeded) -> None:
+    body = problem(
+        client.get(
+            "/v1/check", params={"uscc": "9" * 65, "matter": "bidding"}, headers=seeded.auth()
+        ),
+        422,
+    )
+    assert body["errors"][0]["field"] == "uscc"
+    body = problem(
+        client.post(
+            "/v1/check",
+            headers=seeded.auth(),
+            json={"uscc": CLEAR, "matter": "bidding", "case_ref": "x" * 257},
+        ),
+        422,
+    )
+    assert body["errors"][0]["field"] == "case_ref"

@@ -1,0 +1,103 @@
+"""Background upkeep of the recorded checks, off the commit path (SQL).
+
+Run by the recorder's maintenance thread on its own connection, every second,
+indexing only when no check was recorded for a moment (or the backlog grows):
+
+* :meth:`Maintenance.index_subjects` copies ``(day, uscc, check_id)`` of
+  checks recorded since the watermark into ``subject_checks``, sorted, a
+  thousand per transaction, so the index's pages are written once per batch
+  rather than once per check, and only today's part of it is written (see
+  migration 2);
+* :meth:`Maintenance.checkpoint` runs a passive WAL checkpoint (the writer's
+  automatic checkpoint is off so that no group commit pays for one).
+
+Several workers may run it at once: each step is one ``BEGIN IMMEDIATE``
+transaction that reads the watermark it moves, so no row is indexed twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from gateway.store import schema
+
+
+class Maintenance:
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA synchronous = FULL")
+            self._conn = conn
+        return self._conn
+
+    def index_subjects(self, limit: int = 1_000) -> int:
+        """Index up to ``limit`` newly recorded checks by subject; how many were indexed.
+
+        One INSERT ... SELECT: SQLite does the work without the GIL, and the write
+        lock is held for a few milliseconds, so group commits barely wait for it.
+        """
+        conn = self._connect()
+        schema.begin_immediate(conn, self.busy_timeout_ms)
+        try:
+            (mark,) = conn.execute(
+                "SELECT last_rowid FROM subject_checks_mark WHERE id = 1"
+            ).fetchone()
+            (last,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM checks").fetchone()
+            upto = min(last, mark + limit)
+            if upto > mark:
+                conn.execute(
+                    "INSERT OR IGNORE INTO subject_checks (day, uscc, check_id) "
+                    "SELECT substr(checked_at, 1, 10), uscc, check_id FROM checks "
+                    "WHERE rowid > ? AND rowid <= ? ORDER BY 1, 2, 3",
+                    (mark, upto),
+                )
+                conn.execute("UPDATE subject_checks_mark SET last_rowid = ? WHERE id = 1", (upto,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return max(int(upto) - int(mark), 0)
+
+    def checkpoint(self) -> tuple[int, int]:
+        """A passive WAL checkpoint: (frames in the WAL, frames copied to the database)."""
+        row = self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(row[1]), int(row[2])
+
+    def pending(self) -> int:
+        """Checks recorded but not yet indexed by subject."""
+        row = (
+            self._connect()
+            .execute(
+                "SELECT coalesce((SELECT max(rowid) FROM checks), 0) - "
+                "(SELECT last_rowid FROM subject_checks_mark WHERE id = 1)"
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
+    def run_once(self, *, busy: bool = False, backlog: int = 50_000) -> int:
+        """Checkpoint, and index what is pending; how many checks were indexed.
+
+        While checks are being recorded (``busy``), indexing waits unless more
+        than ``backlog`` checks are pending: readers scan that tail, so it stays
+        bounded, and the work is done in the gaps between bursts of checks.
+        """
+        total = 0
+        if not busy or self.pending() > backlog:
+            while (done := self.index_subjects()) > 0:
+                total += done
+        self.checkpoint()
+        return total
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
