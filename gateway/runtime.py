@@ -40,7 +40,7 @@ class Runtime:
         await self.keys.load()
         await feed.build(self.store, self.snapshot)
         self.recorder = Recorder(
-            lambda: CheckWriter(settings.db, synchronous=settings.sync),
+            lambda: CheckWriter(settings.db, synchronous=settings.sync).open(),
             upkeep_factory=lambda: Maintenance(settings.db),
             max_queue=settings.recorder_queue,
         )

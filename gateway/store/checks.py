@@ -136,6 +136,12 @@ class CheckWriter:
             self._conn = conn
         return self._conn
 
+    def open(self) -> CheckWriter:
+        """Connect (and migrate) now, in the calling thread, rather than on the first write."""
+        with self._lock:
+            self._connect()
+        return self
+
     def write(
         self, checks: Sequence[CheckRecord], feedback: Sequence[FeedbackRecord] = ()
     ) -> list[bool]:
