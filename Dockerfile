@@ -13,7 +13,10 @@ COPY gateway ./gateway
 COPY measures_catalog ./measures_catalog
 COPY adapters ./adapters
 RUN pip install . && useradd --system --home /app gateway
-USER gateway
 
+EXPOSE 8000
+ENV GATEWAY_DB=/app/var/gateway.db
+RUN mkdir -p /app/var && chown gateway /app/var
+USER gateway
 ENTRYPOINT ["python", "-m", "gateway"]
-CMD ["demo"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
