@@ -24,16 +24,22 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, db: Path, workers: int = 1, log: Path | None = None) -> None:
+    def __init__(self, db: Path, workers: int = 1, log: Path | None = None, **env: str) -> None:
         self.db = db
         self.workers = workers
+        self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log or db.with_suffix(f".{self.port}.log")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> Server:
-        env = {**os.environ, "GATEWAY_DB": str(self.db), "GATEWAY_POLL_INTERVAL": "0.05"}
+        env = {
+            **os.environ,
+            "GATEWAY_DB": str(self.db),
+            "GATEWAY_POLL_INTERVAL": "0.05",
+            **self.env,
+        }
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
