@@ -18,9 +18,19 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 import gateway
+from gateway.api.admin import reload_catalog
 from gateway.api.check import check_batch, check_route
 from gateway.api.docs import merge_check_docs
 from gateway.api.feedback import get_check, post_feedback
+from gateway.api.lists import (
+    get_subject,
+    open_objection,
+    put_grade,
+    repair,
+    resolve_objection,
+    revoke,
+    upsert_entries,
+)
 from gateway.api.ops import get_catalog, healthz, readyz
 from gateway.problems import PROBLEM_JSON, FieldError, Problem
 from gateway.runtime import Runtime
@@ -109,6 +119,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             get_catalog,
             healthz,
             readyz,
+            upsert_entries,
+            open_objection,
+            resolve_objection,
+            repair,
+            revoke,
+            put_grade,
+            get_subject,
+            reload_catalog,
         ],
         lifespan=[lifespan],
         exception_handlers={

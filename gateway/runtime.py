@@ -6,6 +6,7 @@ import logging
 
 from gateway import feed
 from gateway.api.auth import KeyRing
+from gateway.jobs import CatalogReloader, ExpirySweep
 from gateway.recorder import Recorder
 from gateway.service import CheckService
 from gateway.settings import Settings
@@ -22,6 +23,8 @@ class Runtime:
     recorder: Recorder
     service: CheckService
     follower: feed.ChangeFollower
+    catalogs: CatalogReloader
+    expiry: ExpirySweep
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -49,6 +52,11 @@ class Runtime:
         self.follower = feed.ChangeFollower(self.store, self.snapshot, settings.poll_interval)
         self.follower.start()
         self.keys.start()
+        self.catalogs = CatalogReloader(self, settings.poll_interval * 5)
+        await self.catalogs.start()
+        self.expiry = ExpirySweep(self, settings.expiry_interval)
+        await self.expiry.sweep()
+        self.expiry.periodic.start()
         self.started = True
         log.info(
             "gateway ready: catalog %s, snapshot %d (%d subjects), db %s",
@@ -58,10 +66,20 @@ class Runtime:
             settings.db,
         )
 
+    def use_catalog(self, catalog: Catalog) -> None:
+        """Put ``catalog`` in force for every check that starts from now on (one step)."""
+        from gateway.api.ops import catalog_view
+
+        catalog_json = catalog_view(catalog)
+        self.catalog, self.catalog_json = catalog, catalog_json
+        self.service.catalog = catalog
+
     async def stop(self) -> None:
         if not self.started:
             return
         self.started = False
+        await self.expiry.periodic.stop()
+        await self.catalogs.watch.stop()
         await self.follower.stop()
         await self.keys.stop()
         await self.recorder.stop()

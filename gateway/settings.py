@@ -36,6 +36,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     recorder_queue: Annotated[int, msgspec.Meta(ge=1)] = 20_000
     #: Seconds between two reads of the change log.
     poll_interval: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.1
+    #: Seconds between two sweeps marking entries past their end date as expired.
+    expiry_interval: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
     #: Seconds between two reloads of the API keys from the store.
     keys_refresh: Annotated[float, msgspec.Meta(gt=0)] = 1.0
 

@@ -71,6 +71,7 @@ def seed_database(path: Path) -> Seeded:
             "reports": ["reports"],
             "lists": ["lists"],
             "checkonly": ["check"],
+            "admin": ["admin"],
         }.items():
             _, seeded.keys[who] = await store.create_key(f"{who} system", "测试部门", scopes)
         result = await store.upsert_entries(

@@ -181,5 +181,17 @@ INSERT INTO subject_checks_mark (id, last_rowid)
     SELECT 1, coalesce(max(rowid), 0) FROM checks;
 """
 
+# Version 3: what every worker must follow besides the lists, e.g. a catalog reload
+# asked for on one worker: a generation counter per key, bumped in one transaction.
+_V3 = """
+CREATE TABLE control (
+    key         TEXT PRIMARY KEY,
+    generation  INTEGER NOT NULL,
+    value       TEXT NOT NULL,
+    changed_at  TEXT NOT NULL,
+    actor       TEXT NOT NULL
+);
+"""
+
 #: Every migration, in order. Append only.
-MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2))
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2), (3, _V3))

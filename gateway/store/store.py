@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.model import Caller, EntryInput, FeedbackRecord, Grade, ListEntry, StatusChange
-from gateway.store import callers, checks, entries, grades, lifecycle, live, schema
+from gateway.store import callers, checks, control, entries, grades, lifecycle, live, schema
 from gateway.store.checks import StoredCheck
 from gateway.store.entries import UpsertResult
 from gateway.store.grades import GradeResult
@@ -269,6 +269,14 @@ class Store:
     async def changes_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, str]]:
         """``(seq, uscc)`` of the changes after ``seq``, oldest first."""
         return await self._read(lambda db: live.changes_since(db, seq, limit))
+
+    async def bump_control(self, key: str, value: str, actor: str) -> int:
+        """Ask every worker to act on ``key`` (e.g. ``catalog``); the new generation."""
+        return await self._write(lambda db: control.bump(db, key, value, actor))
+
+    async def control_generation(self, key: str) -> tuple[int, str]:
+        """``key``'s generation and value, (0, "") when never bumped."""
+        return await self._read(lambda db: control.generation(db, key))
 
     async def last_change_seq(self) -> int:
         """The newest change's seq, 0 when there is none."""
