@@ -34,10 +34,27 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
 
-    imp = commands.add_parser("import", help="import list entries or grades from a file")
+    imp = commands.add_parser(
+        "import", help="import list entries or grades from a file (CSV, JSONL, XLSX)"
+    )
     imp.add_argument("file", type=Path)
-    imp.add_argument("--format", choices=["csv", "jsonl"], help="default: from the extension")
+    imp.add_argument(
+        "--format", choices=["csv", "jsonl", "xlsx"], help="default: from the extension"
+    )
     imp.add_argument("--kind", choices=["entries", "grades"], default="entries")
+    imp.add_argument(
+        "--mapping",
+        help="a mapping file, or the name of a shipped one "
+        "(court_defaulter, market_serious_violation, wage_arrears, ...)",
+    )
+    imp.add_argument(
+        "--encoding", help="CSV encoding (default: UTF-8, with or without BOM, else GB18030)"
+    )
+    imp.add_argument(
+        "--report",
+        type=Path,
+        help="where rejected rows go (default: FILE.rejected.csv when there are any)",
+    )
     imp.add_argument(
         "--allow-partial",
         action="store_true",
@@ -70,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "keys":
             return asyncio.run(_keys(settings, args))
         if args.command == "import":
-            return asyncio.run(_import(settings, args))
+            from gateway.cli_import import run_import
+
+            return asyncio.run(run_import(settings, args))
         from gateway.demo import run_demo
 
         return run_demo(args.db, args.subjects, args.port, serve=not args.no_serve)
@@ -130,45 +149,6 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await store.close()
-
-
-async def _import(settings: Settings, args: argparse.Namespace) -> int:
-    from adapters.sources.files import SourceError
-    from gateway.lists import import_file
-    from gateway.store import Store
-
-    catalog = load(settings.catalog or None)
-    store = await Store.open(settings.db)
-    try:
-        print(f"importing {args.kind} from {args.file} ...", file=sys.stderr)
-        try:
-            summary = await import_file(
-                store,
-                catalog,
-                args.file,
-                kind=args.kind,
-                fmt=args.format,
-                allow_partial=args.allow_partial,
-            )
-        except (SourceError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    finally:
-        await store.close()
-    for r in summary.rejected[:50]:
-        print(f"  row {r.row}: {r.field}: {r.message}", file=sys.stderr)
-    if len(summary.rejected) > 50:
-        print(f"  ... and {len(summary.rejected) - 50} more", file=sys.stderr)
-    state = (
-        "applied"
-        if summary.applied
-        else "NOTHING APPLIED (use --allow-partial to apply the valid rows)"
-    )
-    print(
-        f"{summary.rows} rows: {summary.inserted} inserted, {summary.updated} updated, "
-        f"{summary.unchanged} unchanged, {len(summary.rejected)} rejected; {state}"
-    )
-    return 0 if summary.applied else 1
 
 
 def catalog_check(directory: Path | None) -> int:

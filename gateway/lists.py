@@ -9,15 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
-from adapters.sources import files
 from gateway.identifiers import InvalidUSCC, validate_uscc
 from gateway.model import EntryInput, Grade
-from gateway.store import Store
 from measures_catalog import Catalog
 
 ENTRY_FIELDS = (
@@ -46,6 +43,8 @@ class Rejection(msgspec.Struct, frozen=True):
 
 class ImportSummary(msgspec.Struct):
     rows: int = 0
+    #: Every rejection counted (``rejected`` keeps the first thousand).
+    rejected_total: int = 0
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -174,46 +173,3 @@ def parse_entries(
         if entry is not None:
             entries.append(entry)
     return entries, rejected
-
-
-async def import_file(
-    store: Store,
-    catalog: Catalog,
-    path: Path,
-    *,
-    kind: Literal["entries", "grades"] = "entries",
-    fmt: files.Format | None = None,
-    allow_partial: bool = False,
-    actor: str = "import",
-) -> ImportSummary:
-    """Read, validate and (unless a row is rejected and not ``allow_partial``) apply a file."""
-    rows = list(files.read(path, fmt))
-    summary = ImportSummary(rows=len(rows))
-    if kind == "grades":
-        grades: list[tuple[str, Grade]] = []
-        for row, record in rows:
-            parsed, problems = parse_grade(row, record, catalog)
-            summary.rejected.extend(problems)
-            if parsed is not None:
-                grades.append(parsed)
-        if summary.rejected and not allow_partial:
-            return summary
-        counts = await store.put_grades(grades, actor)  # one transaction: all or nothing
-        summary.inserted, summary.updated, summary.unchanged = (
-            counts.inserted,
-            counts.updated,
-            counts.unchanged,
-        )
-        summary.applied = True
-        return summary
-    entries, summary.rejected = parse_entries(rows, catalog)
-    if summary.rejected and not allow_partial:
-        return summary
-    result = await store.upsert_entries(entries, actor)
-    summary.inserted, summary.updated, summary.unchanged = (
-        result.inserted,
-        result.updated,
-        result.unchanged,
-    )
-    summary.applied = True
-    return summary

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from gateway.model import Caller
 from gateway.store import Store, hash_key
 
@@ -128,16 +126,25 @@ def test_allow_partial_applies_the_valid_rows(tmp_path: Path) -> None:
     }
 
 
-@pytest.mark.parametrize("name", ["gb.csv", "gb.jsonl"])
-def test_a_non_utf8_file_exits_2_with_a_clear_error(tmp_path: Path, name: str) -> None:
+def test_a_gb18030_csv_imports_like_utf8(tmp_path: Path) -> None:
     db = tmp_path / "gateway.db"
-    lines = (HEADER, *GOOD) if name.endswith(".csv") else ('{"subject_name": "北京某某公司"}',)
-    path = write(tmp_path / name, *lines, encoding="gb18030")
+    path = write(tmp_path / "gb.csv", HEADER, *GOOD, encoding="gb18030")
     result = gateway(db, "import", str(path))
-    assert result.returncode == 2
-    assert re.search(rf"^error: {re.escape(name)}: not UTF-8 \(", result.stderr, re.M)
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
+    assert result.returncode == 0, result.stderr
+    assert entries_of(db, *SUBJECTS)["91110000600037341L"] == ["C-001"]
+
+
+def test_an_undecodable_file_exits_2_with_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "gateway.db"
+    jsonl = write(tmp_path / "gb.jsonl", '{"subject_name": "北京某某公司"}', encoding="gb18030")
+    garbage = tmp_path / "bad.csv"
+    garbage.write_bytes(HEADER.encode() + b"\n\xff\xff\xff\x80\x80\n")
+    for path in (jsonl, garbage):
+        result = gateway(db, "import", str(path))
+        assert result.returncode == 2, result.stdout
+        assert re.search(rf"^error: {re.escape(path.name)}: ", result.stderr, re.M)
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
     assert entries_of(db, *SUBJECTS) == {u: [] for u in SUBJECTS}
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.lists import ENTRY_FIELDS, ImportSummary, import_file
+from gateway.importer import import_file
+from gateway.lists import ENTRY_FIELDS, ImportSummary
 from gateway.model import Grade
 from gateway.store import Store
 from measures_catalog import Catalog
@@ -150,7 +151,9 @@ def test_bad_csv_rows_are_each_rejected_and_nothing_is_applied(
     do_import(db, catalog, write_jsonl(tmp_path / "first.jsonl", [ROWS[2]]))
     before = stored(db, *EVERYONE)
     summary = do_import(db, catalog, write_csv(tmp_path / "bad.csv", BAD_CSV_ROWS))
-    assert summary == ImportSummary(rows=9, rejected=summary.rejected, applied=False)
+    assert summary == ImportSummary(
+        rows=9, rejected=summary.rejected, rejected_total=7, applied=False
+    )
     assert pairs(summary) == BAD_CSV_PAIRS
     messages = {r.row: r.message for r in summary.rejected}
     assert messages[2].endswith("[rule: check_digit]")
@@ -169,7 +172,9 @@ def test_allow_partial_applies_the_valid_rows_and_still_reports_the_rest(
     db = tmp_path / "gateway.db"
     bad = write_csv(tmp_path / "bad.csv", BAD_CSV_ROWS)
     summary = do_import(db, catalog, bad, allow_partial=True)
-    assert summary == ImportSummary(rows=9, inserted=2, rejected=summary.rejected, applied=True)
+    assert summary == ImportSummary(
+        rows=9, inserted=2, rejected=summary.rejected, rejected_total=7, applied=True
+    )
     assert pairs(summary) == BAD_CSV_PAIRS
     entries = stored(db, *EVERYONE)
     assert [e.source_id for e in entries[BEIJING]] == ["C-001"]

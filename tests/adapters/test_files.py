@@ -84,14 +84,22 @@ def test_an_empty_csv_is_a_source_error(tmp_path: Path) -> None:
         list(read_csv(path))
 
 
-def test_a_csv_that_is_not_utf8_is_a_source_error(tmp_path: Path) -> None:
+def test_a_csv_in_neither_utf8_nor_gb18030_is_a_source_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(HEADER.encode() + b"\n\x80\xff\n")
+    with pytest.raises(SourceError, match=r"bad\.csv: not UTF-8 \(.* at byte \d+\)"):
+        list(read_csv(path))
+
+
+def test_a_gb18030_csv_reads_like_utf8(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "gb.csv",
         f"{HEADER}\n91110000600037341L,北京某某公司,court_defaulter,2026-03-01\n",
         "gb18030",
     )
-    with pytest.raises(SourceError, match=r"gb\.csv: not UTF-8 \(.* at byte \d+\)"):
-        list(read_csv(path))
+    [(row, record)] = list(read_csv(path))
+    assert row == 1
+    assert record["subject_name"] == "北京某某公司"
 
 
 def test_jsonl_rows_are_numbered_by_line_and_blank_lines_still_count(tmp_path: Path) -> None:
