@@ -61,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         help="apply the valid rows even if some are rejected",
     )
 
+    pull = commands.add_parser("pull", help="follow an upstream platform's feed of entries")
+    pull.add_argument("url", help="the feed's URL (GET ?cursor=&limit=, JSON pages)")
+    pull.add_argument("--feed", required=True, help="a name for this feed (its cursor's file)")
+    pull.add_argument("--cursor-dir", default="var/cursors")
+    pull.add_argument("--token-env", help="environment variable holding the bearer token")
+    pull.add_argument("--page-size", type=int, default=500)
+    pull.add_argument("--deadline", type=float, help="stop at a page boundary after N seconds")
+
     catalog = commands.add_parser("catalog", help="work with the measures catalog")
     catalog_commands = catalog.add_subparsers(dest="catalog_command", required=True)
     check = catalog_commands.add_parser(
@@ -86,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, args.host, args.port, args.workers)
         if args.command == "keys":
             return asyncio.run(_keys(settings, args))
+        if args.command == "pull":
+            return asyncio.run(_pull(settings, args))
         if args.command == "import":
             from gateway.cli_import import run_import
 
@@ -149,6 +159,40 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await store.close()
+
+
+async def _pull(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.sources.upstream import UpstreamError
+    from gateway.feeds import pull_feed
+    from gateway.store import Store
+
+    token = os.environ.get(args.token_env) if args.token_env else None
+    store = await Store.open(settings.db)
+    try:
+        summary = await pull_feed(
+            store,
+            load(settings.catalog or None),
+            args.url,
+            args.feed,
+            cursor_dir=args.cursor_dir,
+            token=token,
+            page_size=args.page_size,
+            deadline=args.deadline,
+        )
+    except UpstreamError as exc:
+        print(f"error: {exc} (the next run resumes from the last applied page)", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    for r in summary.rejected[:50]:
+        print(f"  item {r.row}: {r.field}: {r.message}", file=sys.stderr)
+    print(
+        f"{summary.pages} pages, {summary.items} items: {summary.inserted} inserted, "
+        f"{summary.updated} updated, {summary.unchanged} unchanged, {summary.ended} ended, "
+        f"{len(summary.rejected)} rejected; "
+        f"{'caught up' if summary.caught_up else 'stopped at the deadline'}"
+    )
+    return 0
 
 
 def catalog_check(directory: Path | None) -> int:
