@@ -114,7 +114,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     from granian.constants import Interfaces
 
     os.environ["GATEWAY_DB"] = settings.db
-    Granian(
+    server = Granian(
         "gateway.app:create_app",
         factory=True,
         address=host,
@@ -123,8 +123,28 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         interface=Interfaces.ASGI,
         backlog=2048,
         log_access=False,
-    ).serve()
+    )
+    # SIGHUP reloads the catalog in every worker instead of respawning them: validated
+    # here first, then announced through the store; a refused catalog changes nothing.
+    server.signal_handler_reload = lambda *_: reload_on_signal(settings)  # type: ignore[method-assign]
+    server.serve()
     return 0
+
+
+def reload_on_signal(settings: Settings) -> None:
+    from gateway.jobs import CATALOG_KEY
+    from gateway.store.control import bump_sync
+
+    try:
+        catalog = load(settings.catalog or None)
+    except CatalogError as exc:
+        print(f"SIGHUP: catalog refused, the one in force stays:\n{exc}", file=sys.stderr)
+        return
+    generation = bump_sync(settings.db, CATALOG_KEY, catalog.version, "SIGHUP")
+    print(
+        f"SIGHUP: catalog {catalog.version} announced to every worker (generation {generation})",
+        file=sys.stderr,
+    )
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:

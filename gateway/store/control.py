@@ -7,19 +7,24 @@ their next look and do the same.
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import aiosqlite
 
 from gateway.store.rows import now_iso
+from gateway.store.schema import begin_immediate
+
+_BUMP = (
+    "INSERT INTO control (key, generation, value, changed_at, actor) VALUES (?, 1, ?, ?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET generation = generation + 1, value = excluded.value, "
+    "changed_at = excluded.changed_at, actor = excluded.actor"
+)
 
 
 async def bump(db: aiosqlite.Connection, key: str, value: str, actor: str) -> int:
     """Bump ``key``'s generation (from 0) with a value; the new generation."""
-    await db.execute(
-        "INSERT INTO control (key, generation, value, changed_at, actor) VALUES (?, 1, ?, ?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET generation = generation + 1, value = excluded.value, "
-        "changed_at = excluded.changed_at, actor = excluded.actor",
-        (key, value, now_iso(), actor),
-    )
+    await db.execute(_BUMP, (key, value, now_iso(), actor))
     rows = list(await db.execute_fetchall("SELECT generation FROM control WHERE key = ?", (key,)))
     return int(rows[0][0])
 
@@ -30,3 +35,18 @@ async def generation(db: aiosqlite.Connection, key: str) -> tuple[int, str]:
         await db.execute_fetchall("SELECT generation, value FROM control WHERE key = ?", (key,))
     )
     return (int(rows[0][0]), str(rows[0][1])) if rows else (0, "")
+
+
+def bump_sync(path: str | Path, key: str, value: str, actor: str) -> int:
+    """:func:`bump` from synchronous code (the server's main process, on SIGHUP)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        begin_immediate(conn, 10_000)
+        conn.execute(_BUMP, (key, value, now_iso(), actor))
+        (generation,) = conn.execute(
+            "SELECT generation FROM control WHERE key = ?", (key,)
+        ).fetchone()
+        conn.execute("COMMIT")
+        return int(generation)
+    finally:
+        conn.close()

@@ -4,6 +4,7 @@ a good catalog reaches both workers, a bad one is refused and changes nothing.""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 
@@ -86,3 +87,36 @@ def test_reloads_under_load(
         timeout=5,
     ).json()
     assert body["measures"][0]["name"] == "取消投标资格"
+
+
+@pytest.mark.slow
+def test_sighup_reloads_every_worker_and_refuses_a_bad_catalog(
+    seeded: Seeded, server_factory: type[Server], catalog_dir: Path
+) -> None:
+    server = server_factory(seeded.path, workers=2, GATEWAY_CATALOG=str(catalog_dir)).start()
+    assert server.process is not None
+    (before,) = set(versions(server, time.monotonic() + 20).values())
+    punishments = catalog_dir / "measures/punishment.toml"
+    original = punishments.read_text(encoding="utf-8")
+    punishments.write_text(
+        original.replace('name = "限制参与依法必须招标项目的投标"', 'name = "取消投标资格"', 1),
+        encoding="utf-8",
+    )
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while True:
+        seen = versions(server, time.monotonic() + 5)
+        if len(seen) == 2 and before not in seen.values():
+            break
+        assert time.monotonic() < deadline, f"workers still on {seen}"
+        time.sleep(0.1)
+    (after,) = set(seen.values())
+    punishments.write_text(
+        original.replace('list_types = ["court_defaulter"]', 'list_types = ["nonexistent"]', 1),
+        encoding="utf-8",
+    )
+    server.process.send_signal(signal.SIGHUP)
+    time.sleep(1.5)
+    assert set(versions(server, time.monotonic() + 5).values()) == {after}
+    assert "catalog refused" in server.log.read_text(encoding="utf-8")
+    assert httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200
