@@ -14,22 +14,9 @@ from typing import Any
 import msgspec
 
 from gateway.identifiers import InvalidUSCC, validate_uscc
-from gateway.model import EntryInput, Grade
+from gateway.model import ENTRY_FIELDS, EntryInput, Grade
 from measures_catalog import Catalog
 
-ENTRY_FIELDS = (
-    "uscc",
-    "subject_name",
-    "list_type",
-    "authority",
-    "reason",
-    "basis",
-    "document_no",
-    "listed_on",
-    "expires_on",
-    "source",
-    "source_id",
-)
 GRADE_FIELDS = ("uscc", "grade", "source", "as_of")
 MAX_TEXT = 2_000
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -96,6 +96,22 @@ class Caller(msgspec.Struct, frozen=True, gc=False):
     key_id: str = ""
 
 
+#: The canonical entry fields, in the order of API.md (CSV header, JSONL keys, XLSX row).
+ENTRY_FIELDS: Final = (
+    "uscc",
+    "subject_name",
+    "list_type",
+    "authority",
+    "reason",
+    "basis",
+    "document_no",
+    "listed_on",
+    "expires_on",
+    "source",
+    "source_id",
+)
+
+
 class EntryInput(msgspec.Struct, frozen=True, kw_only=True):
     """Canonical entry fields, as the API and file imports carry them (API.md, Lists)."""
 

@@ -14,8 +14,8 @@ import msgspec
 import pytest
 
 from gateway.importer import import_file
-from gateway.lists import ENTRY_FIELDS, ImportSummary
-from gateway.model import Grade
+from gateway.lists import ImportSummary
+from gateway.model import ENTRY_FIELDS, Grade
 from gateway.store import Store
 from measures_catalog import Catalog
 

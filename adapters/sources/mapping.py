@@ -37,13 +37,9 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 from adapters.sources.dates import parse_date, shift
+from gateway.model import ENTRY_FIELDS
 
-# fmt: off
-CANONICAL = (  # the canonical entry fields (API.md "Lists")
-    "uscc", "subject_name", "list_type", "authority", "reason", "basis", "document_no",
-    "listed_on", "expires_on", "source", "source_id",
-)
-# fmt: on
+CANONICAL = ENTRY_FIELDS  # the canonical entry fields (API.md "Lists")
 REQUIRED = ("uscc", "list_type", "listed_on")
 DATES = ("listed_on", "expires_on")
 BUILTIN_DIR = Path(__file__).parent / "mappings"

@@ -7,16 +7,12 @@ created or revoked on the command line takes effect without a restart.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Iterable
 
+from gateway.jobs import Periodic
 from gateway.model import Caller
 from gateway.problems import forbidden, unauthorized
 from gateway.store import Store, hash_key
-
-log = logging.getLogger(__name__)
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -36,29 +32,16 @@ class KeyRing:
         self.store = store
         self.refresh_interval = refresh
         self.by_hash: dict[str, Caller] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._refresh = Periodic("key-refresh", refresh, self.load)
 
     async def load(self) -> None:
         self.by_hash = await self.store.keys_by_hash()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="key-refresh")
+        self._refresh.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_interval)
-            try:
-                await self.load()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep the keys we have
-                log.warning("API keys not reloaded: %s", exc)
+        await self._refresh.stop()
 
     def authenticate(self, headers: Iterable[tuple[bytes, bytes]], scope: str | None) -> Caller:
         """The caller of a request, which must hold ``scope`` (None: any valid key)."""

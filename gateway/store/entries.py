@@ -14,7 +14,7 @@ from typing import Any, Final, TypeAlias
 import aiosqlite
 import msgspec
 
-from gateway.model import ACTIVE, EntryInput, ListEntry, StatusChange
+from gateway.model import ACTIVE, ENTRY_FIELDS, EntryInput, ListEntry, StatusChange
 from gateway.store.rows import (
     ENTRY_COLUMNS,
     entry_from_row,
@@ -25,17 +25,7 @@ from gateway.store.rows import (
 )
 
 #: The fields an import may change, in the order of :func:`_canonical`.
-CANONICAL_FIELDS: Final = (
-    "uscc",
-    "subject_name",
-    "list_type",
-    "authority",
-    "reason",
-    "basis",
-    "document_no",
-    "listed_on",
-    "expires_on",
-)
+CANONICAL_FIELDS: Final = ENTRY_FIELDS[:-2]  # all but source and source_id
 _ASSIGN: Final = ", ".join(f"{name} = ?" for name in CANONICAL_FIELDS)
 
 _INSERT_ENTRY: Final = (
