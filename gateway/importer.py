@@ -1,13 +1,14 @@
 """Importing list files: any reader, an optional mapping, streaming, all or nothing.
 
-Two passes over the file, memory flat whatever its size (the keys that
-refuse a ``(source, source_id)`` seen twice go to a temporary SQLite file):
+One pass over the file and one over what it staged, memory flat whatever
+its size:
 
-1. **validate** every row (through the mapping when one is given) and write
-   each rejection, with its row, field and reason, to the report file;
+1. **validate** every row (through the mapping when one is given), write
+   each rejection, with its row, field and reason, to the report file, and
+   stage the valid rows (encoded) in a temporary SQLite file;
 2. unless a row was rejected (and ``allow_partial`` is off), **apply** the
-   rows in chunks of ``chunk`` rows, one short transaction each, so that the
-   recorder's group commits are never held up for long.
+   staged rows in chunks of ``chunk`` rows, one short transaction each, so
+   that the recorder's group commits are never held up for long.
 
 A failure in the middle of pass 2 (the disk, the process) leaves the chunks
 before it applied; importing the same file again finishes the job, since an
@@ -66,52 +67,67 @@ def _rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, Mapping[str
 
 
 def _parsed(
-    path: Path, catalog: Catalog, options: ImportOptions, *, dedupe: bool = True
+    path: Path, catalog: Catalog, options: ImportOptions
 ) -> Iterator[tuple[int, EntryInput | tuple[str, Grade] | None, list[Rejection]]]:
-    """Every row with what it parses to, or its rejections (duplicates too if ``dedupe``)."""
-    seen = _SeenKeys() if dedupe else None
+    """Every row with what it parses to, or its rejections."""
     for number, record in _rows(path, options):
         if "__problems__" in record:
-            yield (
-                number,
-                None,
-                [Rejection(number, p.field, p.message) for p in record["__problems__"]],
-            )
-            continue
-        if options.kind == "grades":
+            problems = [Rejection(number, p.field, p.message) for p in record["__problems__"]]
+            yield number, None, problems
+        elif options.kind == "grades":
             yield (number, *parse_grade(number, record, catalog))
-            continue
-        entry, problems = parse_entry(number, record, catalog)
-        if seen is not None and entry is not None and entry.source_id:
-            first = seen.first(entry.source, entry.source_id, number)
-            if first != number:
-                problems = [
-                    Rejection(number, "source_id", f"same (source, source_id) as row {first}")
-                ]
-                entry = None
-        yield number, entry, problems
-    if seen is not None:
-        seen.close()
+        else:
+            yield (number, *parse_entry(number, record, catalog))
 
 
-class _SeenKeys:
-    """Which row first had each (source, source_id): a throwaway SQLite file, so memory
-    stays flat however many rows the file has."""
+class _Staging:
+    """The rows that passed validation, in a throwaway SQLite file: memory stays flat
+    however big the file, and the second pass reads them back instead of parsing again.
+    Keys of (source, source_id) are hashed to find rows that repeat one."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: Kind) -> None:
+        self._type: Any = tuple[str, Grade] if kind == "grades" else EntryInput
+        self._encode = msgspec.msgpack.Encoder().encode
         self._db = sqlite3.connect("", isolation_level=None)  # a temporary on-disk database
-        self._db.execute("PRAGMA cache_size = -65536")  # 64 MiB, then it spills to disk
-        self._db.execute("CREATE TABLE seen (key BLOB PRIMARY KEY, row INTEGER) WITHOUT ROWID")
+        self._db.execute("PRAGMA cache_size = -16384")  # 16 MiB, then it spills to disk
+        self._db.execute("CREATE TABLE staged (row INTEGER PRIMARY KEY, key BLOB, payload BLOB)")
         self._db.execute("BEGIN")
+        self._pending: list[tuple[int, bytes | None, bytes]] = []
 
-    def first(self, source: str, source_id: str, row: int) -> int:
-        key = hashlib.blake2b(f"{source}\0{source_id}".encode(), digest_size=12).digest()
+    def add(self, row: int, parsed: EntryInput | tuple[str, Grade]) -> None:
+        key = None
+        if isinstance(parsed, EntryInput) and parsed.source_id:
+            key = hashlib.blake2b(
+                f"{parsed.source}\0{parsed.source_id}".encode(), digest_size=12
+            ).digest()
+        self._pending.append((row, key, self._encode(parsed)))
+        if len(self._pending) >= 5_000:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._db.executemany("INSERT INTO staged VALUES (?, ?, ?)", self._pending)
+        self._pending.clear()
+
+    def repeats(self) -> list[Rejection]:
+        """Rows repeating an earlier row's (source, source_id), dropped from the staging."""
+        self._flush()
+        self._db.execute("CREATE INDEX staged_key ON staged (key, row) WHERE key IS NOT NULL")
         found = self._db.execute(
-            "INSERT INTO seen (key, row) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
-            "SET row = row RETURNING row",
-            (key, row),
-        ).fetchone()
-        return int(found[0])
+            "SELECT s.row, f.first FROM staged s JOIN (SELECT key, min(row) AS first "
+            "FROM staged WHERE key IS NOT NULL GROUP BY key HAVING count(*) > 1) f "
+            "ON s.key = f.key WHERE s.row > f.first ORDER BY s.row"
+        ).fetchall()
+        self._db.executemany("DELETE FROM staged WHERE row = ?", [(row,) for row, _ in found])
+        return [
+            Rejection(row, "source_id", f"same (source, source_id) as row {first}")
+            for row, first in found
+        ]
+
+    def chunks(self, size: int) -> Iterator[list[Any]]:
+        decode = msgspec.msgpack.Decoder(self._type).decode
+        cursor = self._db.execute("SELECT payload FROM staged ORDER BY row")
+        while batch := cursor.fetchmany(size):
+            yield [decode(payload) for (payload,) in batch]
 
     def close(self) -> None:
         self._db.close()
@@ -130,36 +146,37 @@ async def import_file(
     summary = ImportSummary()
     started = time.monotonic()
     report = _Report(options.report)
-    skipped: set[int] = set()  # rows rejected in pass 1 (only as many as there are rejections)
+    staging = _Staging(options.kind)
     try:
-        for row, _, problems in _parsed(path, catalog, options):
+        rejected: list[Rejection] = []
+        for row, parsed, problems in _parsed(path, catalog, options):
             summary.rows += 1
-            if problems:
-                skipped.add(row)
+            if parsed is not None and not problems:
+                staging.add(row, parsed)
             for problem in problems:
                 report.write(problem)
-                if len(summary.rejected) < KEPT:
-                    summary.rejected.append(problem)
+                if len(rejected) < KEPT:
+                    rejected.append(problem)
             if progress and summary.rows % 10_000 == 0:
                 progress("validated", summary.rows, time.monotonic() - started)
-    finally:
+        for problem in staging.repeats():
+            report.write(problem)
+            rejected.append(problem)
         report.close()
-    summary.rejected_total = report.count
-    if report.count and not options.allow_partial:
-        return summary
-    pending: list[Any] = []
-    done = 0
-    for row, parsed, _ in _parsed(path, catalog, options, dedupe=False):
-        if parsed is None or row in skipped:
-            continue
-        pending.append(parsed)
-        if len(pending) >= options.chunk:
-            done += await _apply(store, options, pending, summary)
+        summary.rejected = sorted(rejected, key=lambda r: r.row)[:KEPT]
+        summary.rejected_total = report.count
+        if report.count and not options.allow_partial:
+            return summary
+        done = 0
+        for chunk in staging.chunks(options.chunk):
+            done += await _apply(store, options, chunk, summary)
             if progress:
                 progress("applied", done, time.monotonic() - started)
-    done += await _apply(store, options, pending, summary)
-    summary.applied = True
-    return summary
+        summary.applied = True
+        return summary
+    finally:
+        report.close()
+        staging.close()
 
 
 async def _apply(
@@ -201,3 +218,4 @@ class _Report:
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
+            self._handle = None
