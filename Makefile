@@ -53,6 +53,14 @@ bench-engine: venv ## Time decide() for subjects with 0, 1 and 5 hits
 bench: venv ## GET /v1/check throughput as ratios to the floor and limit apps (wrk, ~2 min)
 	$(PY) -m loadtest.bench $(BENCH_ARGS)
 
+.PHONY: bench-import
+bench-import: venv ## Import 100,000 and 1,000,000 generated rows: rows/s and peak RSS
+	$(PY) -m loadtest.bench_import
+
+.PHONY: loadtest
+loadtest: venv ## Locust: approval, procurement and ops callers against a fresh gateway (headless, ~40 s)
+	$(PY) -m loadtest.run_locust $(LOADTEST_ARGS)
+
 .PHONY: clean
 clean: ## Remove the virtualenv, caches and var/
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,444 @@
+"""Locust users for the gateway's real callers (docs/performance.md, "Locust").
+
+``python -m loadtest.run_locust`` builds a population, starts a gateway and runs this file
+headless; by hand, against a running gateway::
+
+    export LOCUST_CODES=var/loadtest/codes.txt LOCUST_KEY=<key>
+    export LOCUST_GATEWAY_DB=var/loadtest/gateway.db   # for the server-side p99
+    .venv/bin/locust -f loadtest/locustfile.py --headless -u 50 -r 10 -t 30s \\
+        --host http://127.0.0.1:8000
+
+Environment, read at import:
+
+- ``LOCUST_CODES`` (required): codes file, one USCC a line (``codes.txt`` of
+  ``python -m loadtest.datagen``); ``LOCUST_KEY`` (required): a key with scopes
+  ``check,feedback``. Either missing stops Locust at once with a message.
+- ``WEIGHT_APPROVAL`` (8), ``WEIGHT_PROCUREMENT`` (1), ``WEIGHT_OPS`` (1): the user classes'
+  weights, whole numbers; 0 leaves a class out. Locust's own way, class names at the end of
+  the command line (``... ApprovalSystem Ops``), picks a subset too.
+- ``LOCUST_MAX_FAIL_RATIO`` (0.01) and ``LOCUST_MAX_P99_MS`` (5): the pass/fail thresholds
+  that set Locust's exit code. The p99 is the SERVER's: Locust rounds response times to whole
+  milliseconds, so with ``LOCUST_GATEWAY_DB`` (the gateway's SQLite file) the ``latency_us``
+  the gateway recorded for every single check of the run is read back at the end. Unset: the
+  p99 threshold is not checked (and the summary says so).
+- ``LOCUST_SUMMARY_JSON``: also write the summary there.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import sqlite3
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlencode
+
+from locust import FastHttpUser, between, constant_pacing, events, task
+from locust.runners import WorkerRunner
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+CST = timezone(timedelta(hours=8))
+
+
+def _fail_fast(message: str) -> NoReturn:
+    """Stop Locust while it loads this file, with ``message`` and exit code 1."""
+    sys.exit(f"loadtest/locustfile.py: {message}")
+
+
+def _required(name: str, what: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        _fail_fast(f"{name} is not set: {what}")
+    return value
+
+
+def _load_codes(path: str) -> list[str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail_fast(f"LOCUST_CODES={path}: cannot read it ({exc.strerror})")
+    codes = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(codes) < 20:
+        _fail_fast(f"LOCUST_CODES={path}: {len(codes)} codes; at least 20 are needed")
+    return codes
+
+
+def _number(name: str, default: float, kind: type[float] | type[int] = float) -> Any:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = kind(raw) if raw else default
+    except ValueError:
+        value = -1
+    if value < 0:
+        what = "a whole number" if kind is int else "a number"
+        _fail_fast(f"{name} must be {what} >= 0, got {raw!r}")
+    return value
+
+
+CODES = _load_codes(
+    _required("LOCUST_CODES", "the codes file, one USCC a line (python -m loadtest.datagen)")
+)
+KEY = _required(
+    "LOCUST_KEY", "an API key with scopes check,feedback (python -m gateway keys create)"
+)
+AUTH = {"Authorization": f"Bearer {KEY}"}
+WEIGHTS = {
+    "approval": _number("WEIGHT_APPROVAL", 8, int),
+    "procurement": _number("WEIGHT_PROCUREMENT", 1, int),
+    "ops": _number("WEIGHT_OPS", 1, int),
+}
+if not any(WEIGHTS.values()):
+    _fail_fast("WEIGHT_APPROVAL, WEIGHT_PROCUREMENT and WEIGHT_OPS are all 0")
+MAX_FAIL_RATIO = _number("LOCUST_MAX_FAIL_RATIO", 0.01)
+MAX_P99_MS = _number("LOCUST_MAX_P99_MS", 5.0)
+GATEWAY_DB = os.environ.get("LOCUST_GATEWAY_DB", "").strip()
+SUMMARY_JSON = os.environ.get("LOCUST_SUMMARY_JSON", "").strip()
+
+#: Request names, as in Locust's statistics (with the method: GET / POST).
+CHECK, BATCH = "/v1/check", "/v1/check/batch"
+FEEDBACK = "/v1/checks/{check_id}/feedback"
+VERDICTS = {"restricted", "attention", "incentive", "clear"}
+#: What an approval system handles: mostly licences (行政许可), other matters now and then.
+APPROVAL_MATTERS = {
+    "licensing": 70,
+    "public_service": 8,
+    "subsidy": 8,
+    "honours": 5,
+    "land_resources": 5,
+    "inspection": 4,
+}
+#: Share of applied measures reported as not executed (each with a reason).
+NOT_EXECUTED_SHARE = 0.1
+NOT_EXECUTED_REASONS = (
+    "申请人主动撤回申请",
+    "经核实失信信息已修复，正在办理信用修复公示",
+    "同一事项已由上级部门依法处理",
+    "申请材料不全，本次未进入实质审查",
+)
+
+
+def _fail(response: Any, message: str) -> None:
+    response.failure(f"{message}: {response.status_code} {(response.text or '')[:200]}")
+
+
+def _json(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+class ApprovalSystem(FastHttpUser):
+    """省政务服务网审批系统: one check for every matter handled (GET or POST ``/v1/check``),
+    then, when ``feedback_required``, the feedback (反馈) on every applied measure."""
+
+    weight = WEIGHTS["approval"]
+    abstract = not weight
+    wait_time = between(0.05, 0.25)
+    default_headers = AUTH
+
+    @task
+    def handle_matter(self) -> None:
+        check = self.check(random.choice(CODES))
+        if check is not None and check["feedback_required"]:
+            self.feedback(check)
+
+    def check(self, uscc: str) -> dict[str, Any] | None:
+        """One check, half by GET, half by POST; the parsed answer if it is a sound one."""
+        matter = random.choices(list(APPROVAL_MATTERS), list(APPROVAL_MATTERS.values()))[0]
+        case_ref = f"SP{random.randrange(10**11):011d}"  # SPG… by GET, SPP… by POST
+        if random.random() < 0.5:
+            case_ref = case_ref.replace("SP", "SPG", 1)
+            query = urlencode({"uscc": uscc, "matter": matter, "case_ref": case_ref})
+            request = self.client.get(f"{CHECK}?{query}", name=CHECK, catch_response=True)
+        else:
+            case_ref = case_ref.replace("SP", "SPP", 1)
+            body = {
+                "uscc": uscc,
+                "matter": matter,
+                "matter_code": f"11{random.randrange(10**10):010d}",
+                "case_ref": case_ref,
+                "commitment": random.random() < 0.2,
+            }
+            request = self.client.post(CHECK, json=body, name=CHECK, catch_response=True)
+        with request as response:
+            answer = _json(response) if response.status_code == 200 else None
+            if not isinstance(answer, dict):
+                _fail(response, "check not answered")
+                return None
+            applied = any(m.get("state") == "apply" for m in answer.get("measures", []))
+            if answer.get("uscc") != uscc or answer.get("verdict") not in VERDICTS:
+                _fail(response, f"check of {uscc} answered for another code or verdict")
+            elif not answer.get("check_id") or answer.get("feedback_required") is not applied:
+                _fail(response, "check without check_id, or feedback_required wrong")
+            else:
+                response.success()
+                return answer
+        return None
+
+    def feedback(self, check: dict[str, Any]) -> None:
+        """Report every measure in state ``apply``; a few not executed, with a reason."""
+        measures: list[dict[str, Any]] = []
+        for measure in check["measures"]:
+            if measure["state"] != "apply":
+                continue
+            if random.random() < NOT_EXECUTED_SHARE:
+                reason = random.choice(NOT_EXECUTED_REASONS)
+                measures.append({"code": measure["code"], "executed": False, "reason": reason})
+            else:
+                measures.append({"code": measure["code"], "executed": True})
+        body = {
+            "measures": measures,
+            "outcome": "不予受理" if check["verdict"] == "restricted" else "已受理",
+            "handled_by": f"clerk-{random.randint(1, 300):03d}",
+            "handled_at": datetime.now(CST).isoformat(timespec="seconds"),
+        }
+        url = f"/v1/checks/{check['check_id']}/feedback"
+        with self.client.post(url, json=body, name=FEEDBACK, catch_response=True) as response:
+            stored = _json(response) if response.status_code == 201 else None
+            if not isinstance(stored, dict) or stored.get("check_id") != check["check_id"]:
+                _fail(response, "feedback not stored")
+            else:
+                response.success()
+
+
+class ProcurementPlatform(FastHttpUser):
+    """公共资源交易平台: screens all the bidders of a tender at once, 20 to 300 codes,
+    with ``POST /v1/check/batch`` (matter ``bidding`` or ``procurement``)."""
+
+    weight = WEIGHTS["procurement"]
+    abstract = not weight
+    wait_time = between(0.5, 2.0)
+    default_headers = AUTH
+
+    @task
+    def screen_bidders(self) -> None:
+        codes = random.sample(CODES, min(len(CODES), random.randint(20, 300)))
+        matter = random.choice(("bidding", "procurement"))
+        body = {"matter": matter, "uscc": codes, "case_ref": f"ZB{random.randrange(10**9):09d}"}
+        with self.client.post(BATCH, json=body, name=BATCH, catch_response=True) as response:
+            answer = _json(response) if response.status_code == 200 else None
+            results = answer.get("results") if isinstance(answer, dict) else None
+            if not isinstance(results, list) or len(results) != len(codes):
+                _fail(response, f"batch of {len(codes)} not answered in full")
+            elif any(
+                "error" in r or r.get("uscc") != c for r, c in zip(results, codes, strict=True)
+            ):
+                _fail(response, "a batch result is an error or out of order")
+            else:
+                response.success()
+
+
+class Ops(FastHttpUser):
+    """Monitoring: scrapes ``/readyz`` and ``/metrics`` (a 404 from ``/metrics`` is not a
+    failure: the endpoint does not exist yet)."""
+
+    weight = WEIGHTS["ops"]
+    abstract = not weight
+    wait_time = constant_pacing(2)
+
+    @task
+    def scrape(self) -> None:
+        with self.client.get("/readyz", catch_response=True) as response:
+            body = _json(response) if response.status_code == 200 else None
+            if not isinstance(body, dict) or body.get("status") != "ready":
+                _fail(response, "not ready")
+            else:
+                response.success()
+        with self.client.get("/metrics", catch_response=True) as response:
+            if response.status_code in (200, 404):
+                response.success()  # 404: no /metrics yet, not the gateway failing
+            else:
+                _fail(response, "metrics")
+
+
+class CreditOffice(FastHttpUser):
+    """PLACEHOLDER, not a load: 信用办 (credit offices) will pull the loop reports
+    (``GET /v1/reports/loop``) once the gateway has them. Until then this class stays
+    abstract, so Locust never spawns it; do not give it fake traffic."""
+
+    abstract = True
+
+
+# --- thresholds and summary ------------------------------------------------------------------
+
+_run: dict[str, float] = {}
+
+
+def _on_test_start(environment: Any, **_: Any) -> None:
+    _run["started"] = time.time()
+
+
+def uuid7_prefix(seconds: float) -> str:
+    """The first 13 characters of the UUIDv7 strings of time ``seconds`` (``xxxxxxxx-xxxx``:
+    the Unix time in ms, 12 hex digits): check ids of a time range compare as strings."""
+    h = f"{int(seconds * 1000):012x}"
+    return f"{h[:8]}-{h[8:]}"
+
+
+def percentile(sorted_values: list[int], p: float) -> int:
+    """Nearest-rank percentile of an ascending list."""
+    return sorted_values[max(0, math.ceil(p * len(sorted_values)) - 1)]
+
+
+#: Server-side groups of checks: label → (what, predicate on (in a batch, case_ref)).
+SERVER_GROUPS: dict[str, tuple[str, Any]] = {
+    "single": ("single checks", lambda batch, ref: not batch),
+    "single_get": ("single checks by GET", lambda batch, ref: not batch and ref.startswith("SPG")),
+    "single_post": (
+        "single checks by POST",
+        lambda batch, ref: not batch and ref.startswith("SPP"),
+    ),
+    "batch_item": ("checks in batches", lambda batch, ref: batch),
+}
+
+
+def server_latencies(db: str, since: float, until: float) -> dict[str, Any]:
+    """p50/p99 (µs) of the ``latency_us`` the gateway recorded between ``since`` and ``until``:
+    single checks (the threshold's), split by method (the ``case_ref`` prefix this file sends),
+    and the checks of batches apart (each timed on its own, within its batch)."""
+    uri = f"file:{Path(db).resolve()}?mode=ro"
+    with sqlite3.connect(uri, uri=True, timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT latency_us, batch_id IS NOT NULL, coalesce(case_ref, '') FROM checks"
+            " WHERE check_id >= ? AND check_id < ?",
+            (uuid7_prefix(since), uuid7_prefix(until)),
+        ).fetchall()
+    out: dict[str, Any] = {}
+    for label, (_, belongs) in SERVER_GROUPS.items():
+        values = sorted(us for us, batch, ref in rows if belongs(batch, ref))
+        if values:
+            out[label] = {
+                "checks": len(values),
+                "p50_us": percentile(values, 0.50),
+                "p99_us": percentile(values, 0.99),
+                "max_us": values[-1],
+            }
+    return out
+
+
+def summarise(environment: Any) -> dict[str, Any]:
+    """Per endpoint and in total: requests, failures, requests/s, client p50/p99 (ms)."""
+    started = _run.get("started", time.time())
+    seconds = max(time.time() - started, 1e-9)
+    stats = environment.stats
+    endpoints = []
+    for entry in [*sorted(stats.entries.values(), key=lambda e: (e.name, e.method)), stats.total]:
+        endpoints.append(
+            {
+                "method": entry.method or "",
+                "name": entry.name,
+                "requests": entry.num_requests,
+                "failures": entry.num_failures,
+                "rps": round(entry.num_requests / seconds, 1),
+                "p50_ms": entry.get_response_time_percentile(0.5) or 0,
+                "p99_ms": entry.get_response_time_percentile(0.99) or 0,
+            }
+        )
+    return {"seconds": round(seconds, 1), "endpoints": endpoints, "started": started}
+
+
+def evaluate(environment: Any) -> dict[str, Any]:
+    """The summary and the verdict; ``reasons`` lists every threshold breached."""
+    summary = summarise(environment)
+    total = environment.stats.total
+    reasons: list[str] = []
+    ratio = total.fail_ratio
+    if not total.num_requests:
+        reasons.append("no requests were made")
+    elif ratio > MAX_FAIL_RATIO:
+        reasons.append(f"failure ratio {ratio:.4f} > LOCUST_MAX_FAIL_RATIO {MAX_FAIL_RATIO:g}")
+    if environment.runner is not None and environment.runner.exceptions:
+        reasons.append(f"{len(environment.runner.exceptions)} exception(s) in the users' code")
+    server: dict[str, Any] = {}
+    if GATEWAY_DB:
+        try:
+            server = server_latencies(GATEWAY_DB, summary["started"], time.time() + 1)
+        except sqlite3.Error as exc:
+            reasons.append(f"cannot read latency_us from LOCUST_GATEWAY_DB={GATEWAY_DB}: {exc}")
+        answered = sum(
+            e.num_requests - e.num_failures
+            for e in environment.stats.entries.values()
+            if e.name == CHECK
+        )
+        recorded = server.get("single", {}).get("checks", 0)
+        if recorded < answered:
+            reasons.append(
+                f"the gateway recorded {recorded} single checks during the run, but answered"
+                f" {answered}: is LOCUST_GATEWAY_DB the database of the gateway under load?"
+            )
+        if recorded:
+            p99_ms = server["single"]["p99_us"] / 1000
+            if p99_ms > MAX_P99_MS:
+                reasons.append(f"server p99 {p99_ms:g} ms > LOCUST_MAX_P99_MS {MAX_P99_MS:g} ms")
+    summary |= {"server_latency": server, "reasons": reasons, "passed": not reasons}
+    summary["thresholds"] = {"max_fail_ratio": MAX_FAIL_RATIO, "max_p99_ms": MAX_P99_MS}
+    summary["thresholds"]["p99_checked"] = bool(GATEWAY_DB)
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [f"locust summary: {summary['seconds']} s"]
+    lines.append(f"{'':5}{'endpoint':32}{'requests':>9}{'fails':>7}{'req/s':>9}{'p50 ms':>8}")
+    lines[-1] += f"{'p99 ms':>8}"
+    for e in summary["endpoints"]:
+        lines.append(
+            f"{e['method']:5}{e['name']:32}{e['requests']:>9}{e['failures']:>7}"
+            f"{e['rps']:>9.1f}{e['p50_ms']:>8.0f}{e['p99_ms']:>8.0f}"
+        )
+    server = summary["server_latency"]
+    for label, (what, _) in SERVER_GROUPS.items():
+        if s := server.get(label):
+            lines.append(
+                f"server latency_us, {what}: {s['checks']} checks, p50 {s['p50_us']} µs, "
+                f"p99 {s['p99_us']} µs, max {s['max_us']} µs"
+            )
+    t = summary["thresholds"]
+    p99 = (
+        f"server p99 <= {t['max_p99_ms']:g} ms"
+        if t["p99_checked"]
+        else ("server p99 NOT checked (LOCUST_GATEWAY_DB unset)")
+    )
+    lines.append(f"thresholds: failure ratio <= {t['max_fail_ratio']:g}, {p99}")
+    lines.append("PASSED" if summary["passed"] else "FAILED: " + "; ".join(summary["reasons"]))
+    return "\n".join(lines)
+
+
+def write_final_csv(environment: Any) -> None:
+    """Locust rewrites its ``--csv`` files every second, so the last write may miss the last
+    second of the run: write the final figures (Locust's own format) once the users stopped."""
+    prefix = getattr(environment.parsed_options, "csv_prefix", None)
+    if not prefix:
+        return
+    writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    for suffix, write in (
+        ("_stats.csv", writer.requests_csv),
+        ("_failures.csv", writer.failures_csv),
+        ("_exceptions.csv", writer.exceptions_csv),
+    ):
+        with open(f"{prefix}{suffix}", "w", newline="", encoding="utf-8") as handle:
+            write(csv.writer(handle))
+
+
+def _on_quitting(environment: Any, **_: Any) -> None:
+    """Set Locust's exit code from the thresholds (the master or the local runner only)."""
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    write_final_csv(environment)
+    summary = evaluate(environment)
+    summary["text"] = format_summary(summary)
+    print(summary["text"], flush=True)
+    if SUMMARY_JSON:
+        Path(SUMMARY_JSON).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    environment.process_exit_code = 0 if summary["passed"] else 1
+
+
+_hooks: Any = events  # Locust's EventHook.add_listener is untyped
+_hooks.test_start.add_listener(_on_test_start)
+_hooks.quitting.add_listener(_on_quitting)
