@@ -192,11 +192,24 @@ class CheckService:
     async def record(self, records: list[CheckRecord]) -> None:
         """Queue the records and wait until they are durable; a full queue or a failed
         commit is a 503 with ``Retry-After``."""
+        await self.wait(self.submit(records))
+
+    def submit(self, records: list[CheckRecord]) -> list[asyncio.Future[bool]]:
+        """Queue records (all or none) without waiting; 503 if the queue is full."""
         try:
             if len(records) == 1:
-                await self.recorder.submit(records[0])
-            elif records:
-                await asyncio.gather(*self.recorder.submit_many(records))
+                return [self.recorder.submit(records[0])]
+            return self.recorder.submit_many(records) if records else []
+        except RecorderFull as exc:
+            raise overloaded(exc.retry_after) from None
+
+    async def wait(self, futures: list[asyncio.Future[bool]]) -> None:
+        """Wait until the submitted records are durable; a failed commit is a 503."""
+        try:
+            if len(futures) == 1:
+                await futures[0]
+            elif futures:
+                await asyncio.gather(*futures)
         except RecorderFull as exc:
             raise overloaded(exc.retry_after) from None
 

@@ -10,6 +10,7 @@ by up to 1,000 codes, is an ordinary typed handler.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
@@ -20,13 +21,16 @@ from litestar.params import JSONBody
 from litestar.types import Receive, Scope, Send
 
 from gateway.ids import uuid7
-from gateway.problems import PROBLEM_JSON, Problem, from_validation_error, invalid
+from gateway.model import CheckRecord
+from gateway.problems import PROBLEM_JSON, Problem, from_validation_error, invalid, overloaded
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 MAX_CHECK_BODY = 16 * 1024
 MAX_BATCH = 1_000
+#: Checks of a batch handed to the recorder together, so that writing overlaps deciding.
+SLICE = 200
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _PROBLEM_HEADERS = [(b"content-type", PROBLEM_JSON.encode())]
 _TRUE = {"true": True, "1": True, "false": False, "0": False, "": False}
@@ -205,9 +209,12 @@ async def check_batch(
             f"{len(data.uscc)} codes; a batch holds at most {MAX_BATCH}",
         )
     rt.service.check_matter(data.matter)
+    if rt.recorder.depth + len(data.uscc) > rt.recorder.max_queue:
+        raise overloaded(1)  # refused whole rather than recorded in part
     batch_id = uuid7()
     results: list[msgspec.Raw] = []
-    records = []
+    records: list[CheckRecord] = []
+    committing: list[asyncio.Future[bool]] = []
     for code in data.uscc:
         try:
             record = rt.service.prepare(
@@ -226,5 +233,9 @@ async def check_batch(
             continue
         records.append(record)
         results.append(msgspec.Raw(record.response))
-    await rt.service.record(records)
+        if len(records) == SLICE:  # the writer commits these while the rest is decided
+            committing += rt.service.submit(records)
+            records = []
+    committing += rt.service.submit(records)
+    await rt.service.wait(committing)
     return Response(_encode(BatchResponse(batch_id, results)), media_type="application/json")
