@@ -8,18 +8,22 @@ list types of API.md); the others are clear. Dates are relative to ``today``: ev
 entry is in force (``listed_on`` in the past, ``expires_on`` in the future).
 
 Command line (writes ``entries.csv`` in the canonical import format and ``codes.txt``,
-one code a line, half hits and half clear, shuffled)::
+one code a line, half hits and half clear, shuffled; ``--load`` also posts the entries to
+a running gateway through its Lists API)::
 
     python -m loadtest.datagen --subjects 100000 --hit-ratio 0.1 --out var/bench/
+    python -m loadtest.datagen --subjects 10000 --load http://127.0.0.1:8000 --key <lists key>
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 from datetime import date, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gateway.identifiers.uscc import ALPHABET, calc_check_digit, calc_organisation_check_digit
 
@@ -190,6 +194,28 @@ def write_all(
     return entries, codes, len(rows)
 
 
+def load_into(
+    base_url: str, key: str, rows: list[Row], chunk: int = 5_000, timeout: float = 120.0
+) -> dict[str, int]:
+    """Load ``rows`` into a running gateway through ``POST /v1/lists/entries`` (NDJSON, a
+    key with scope ``lists``), ``chunk`` rows a request; the summed counts."""
+    import httpx
+
+    totals = {"inserted": 0, "updated": 0, "unchanged": 0}
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=timeout) as client:
+        for start in range(0, len(rows), chunk):
+            body = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows[start : start + chunk])
+            response = client.post("/v1/lists/entries", content=body.encode())
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"rows {start + 1}-: {response.status_code} {response.text[:500]}"
+                )
+            for name in totals:
+                totals[name] += int(response.json()[name])
+    return totals
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m loadtest.datagen",
@@ -201,9 +227,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codes", type=int, default=10_000, help="codes to query (half hits)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("var/bench"))
+    parser.add_argument(
+        "--load",
+        metavar="URL",
+        help="also load the entries into the gateway at URL (127.0.0.1 only)",
+    )
+    parser.add_argument("--key", help="API key with scope lists, for --load")
     args = parser.parse_args(argv)
     entries, codes, n = write_all(args.out, args.subjects, args.hit_ratio, args.codes, args.seed)
     print(f"{args.subjects} subjects, {n} listed: wrote {entries} ({n} entries) and {codes}")
+    if args.load:
+        if not args.key:
+            parser.error("--load needs --key")
+        host = urlsplit(args.load).hostname
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            parser.error("load targets are loopback addresses only")
+        rows, _, _ = generate(args.subjects, args.hit_ratio, args.seed)
+        print(f"loaded into {args.load}: {load_into(args.load, args.key, rows)}")
     return 0
 
 
