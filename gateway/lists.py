@@ -72,17 +72,26 @@ def _text(record: Mapping[str, Any], field: str, row: int, problems: list[Reject
     return text
 
 
+def _unreadable_or_unknown(
+    row: int, record: Mapping[str, Any], fields: tuple[str, ...]
+) -> list[Rejection] | None:
+    """A reader's error (the row is done), else a rejection per unknown column, if any."""
+    if "__error__" in record:
+        return None
+    unknown = sorted(set(record) - set(fields))
+    return (
+        [Rejection(row, unknown[0], f"unknown field; expected: {', '.join(fields)}")]
+        if unknown
+        else []
+    )
+
+
 def parse_entry(
     row: int, record: Mapping[str, Any], catalog: Catalog
 ) -> tuple[EntryInput | None, list[Rejection]]:
-    problems: list[Rejection] = []
-    if "__error__" in record:
+    problems = _unreadable_or_unknown(row, record, ENTRY_FIELDS)
+    if problems is None:
         return None, [Rejection(row, "*", str(record["__error__"]))]
-    unknown = sorted(set(record) - set(ENTRY_FIELDS))
-    if unknown:
-        problems.append(
-            Rejection(row, unknown[0], f"unknown field; expected: {', '.join(ENTRY_FIELDS)}")
-        )
     uscc = _uscc(record.get("uscc"), row, problems)
     list_type = _text(record, "list_type", row, problems)
     if list_type not in catalog.list_types:
@@ -121,14 +130,9 @@ def parse_entry(
 def parse_grade(
     row: int, record: Mapping[str, Any], catalog: Catalog
 ) -> tuple[tuple[str, Grade] | None, list[Rejection]]:
-    problems: list[Rejection] = []
-    if "__error__" in record:
+    problems = _unreadable_or_unknown(row, record, GRADE_FIELDS)
+    if problems is None:
         return None, [Rejection(row, "*", str(record["__error__"]))]
-    unknown = sorted(set(record) - set(GRADE_FIELDS))
-    if unknown:
-        problems.append(
-            Rejection(row, unknown[0], f"unknown field; expected: {', '.join(GRADE_FIELDS)}")
-        )
     uscc = _uscc(record.get("uscc"), row, problems)
     value = _text(record, "grade", row, problems)
     if value not in catalog.grades:

@@ -142,13 +142,13 @@ def run_wrk(wrk: str, server: Server, codes: Path, key: str, opts: Any, secs: fl
     return parse_wrk(out) | {"rss_kb": peak}
 
 
-def gateway_cli(args: str, env: dict[str, str], timeout: float) -> str:
+def gateway_cli(args: list[str], env: dict[str, str], timeout: float) -> str:
     """``python -m gateway <args>``; return the last line of its output."""
-    cmd = [sys.executable, "-m", "gateway", *args.split()]
+    cmd = [sys.executable, "-m", "gateway", *args]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode:
         out = f"{done.stdout[-2000:]}{done.stderr[-3000:]}"
-        raise BenchError(f"python -m gateway {args} exited with {done.returncode}:\n{out}")
+        raise BenchError(f"python -m gateway {' '.join(args)} exited {done.returncode}:\n{out}")
     return (done.stdout.strip().splitlines() or [""])[-1].strip()
 
 
@@ -156,9 +156,9 @@ def prepare_gateway(run: Path, opts: Any, env: dict[str, str]) -> tuple[str, str
     """Data, database and key; return the key and one listed code."""
     entries, _, n = datagen.write_all(run, opts.subjects, opts.hit_ratio, opts.codes, opts.seed)
     print(f"data: {opts.subjects} subjects, {n} listed; {opts.codes} codes to query, half hits")
-    print("import:", gateway_cli(f"import {entries}", env, timeout=900))
-    scopes = "--caller bench --department bench --scopes check,feedback"
-    key = gateway_cli(f"keys create {scopes}", env, timeout=120)
+    print("import:", gateway_cli(["import", str(entries)], env, timeout=900))
+    scopes = ["--caller", "bench", "--department", "bench", "--scopes", "check,feedback"]
+    key = gateway_cli(["keys", "create", *scopes], env, timeout=120)
     if not key or " " in key:
         raise BenchError(f"keys create: expected the key alone on the last line, got {key!r}")
     return key, entries.read_text(encoding="utf-8").splitlines()[1].split(",", 1)[0]

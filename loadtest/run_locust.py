@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest import datagen
-from loadtest.bench import REPO, BenchError, Server
+from loadtest.bench import REPO, BenchError, Server, gateway_cli
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 #: Files of a previous run in ``--out``, removed first (the directory itself is kept).
@@ -61,23 +61,13 @@ def run_time(value: str) -> str:
     return value
 
 
-def gateway(args: list[str], env: dict[str, str], timeout: float) -> str:
-    """``python -m gateway <args>``; the last line of its output."""
-    cmd = [sys.executable, "-m", "gateway", *args]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    if done.returncode:
-        out = f"{done.stdout[-2000:]}{done.stderr[-3000:]}"
-        raise BenchError(f"python -m gateway {' '.join(args)} exited {done.returncode}:\n{out}")
-    return (done.stdout.strip().splitlines() or [""])[-1].strip()
-
-
 def prepare(out: Path, opts: Any, env: dict[str, str]) -> tuple[Path, str]:
     """Population, database and key; return the codes file and the key."""
     entries, codes, n = datagen.write_all(out, opts.subjects, opts.hit_ratio, opts.codes, opts.seed)
     print(f"data: {opts.subjects} subjects, {n} listed; {opts.codes} codes to query, half hits")
-    print("import:", gateway(["import", str(entries)], env, timeout=900))
+    print("import:", gateway_cli(["import", str(entries)], env, timeout=900))
     who = ["--caller", "locust", "--department", "locust", "--scopes", "check,feedback"]
-    key = gateway(["keys", "create", *who], env, timeout=120)
+    key = gateway_cli(["keys", "create", *who], env, timeout=120)
     if not key or " " in key:
         raise BenchError(f"keys create: expected the key alone on the last line, got {key!r}")
     return codes, key

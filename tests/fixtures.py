@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -21,6 +24,18 @@ INCENTIVE = "91310000631696382C"  # A级纳税人 + good grade
 ATTENTION = "91310115MA1K3BTP2B"  # grade poor
 CLEAR = "9144030071526726XG"  # nothing
 REPAIRED = "91620105L015101280"  # repaired market-regulation listing
+
+
+def run_gateway(db: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m gateway <args>`` as a user runs it, on the store at ``db``."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env={**os.environ, "GATEWAY_DB": str(db)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 class Seeded:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from gateway.model import Caller
 from gateway.store import Store, hash_key
+from tests.fixtures import run_gateway as gateway
 
 HEADER = "uscc,subject_name,list_type,authority,document_no,listed_on,expires_on,source,source_id"
 GOOD = [
@@ -27,17 +26,6 @@ BAD_USCC = (
 BAD_DATE = "92340602MA2PBMEM24,六安某某商贸部,focus,六安市市场监督管理局,,2026/13/01,,market,M-002"
 Completed = subprocess.CompletedProcess[str]
 KEY = re.compile(r"gw_([A-Za-z0-9]{8})_[A-Za-z0-9_-]{43}")
-
-
-def gateway(db: Path, *args: str) -> Completed:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        env={**os.environ, "GATEWAY_DB": str(db)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def create_key(db: Path, caller: str, department: str, scopes: str) -> Completed:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from openpyxl import Workbook  # type: ignore[import-untyped]
 
 from gateway.store import Store
+from tests.fixtures import run_gateway as gateway
 
 COURT_HEADER = [
     "被执行人姓名/名称",
@@ -52,17 +50,6 @@ COURT_ROWS = [
         "20260310",
     ],
 ]
-
-
-def gateway(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        env={**os.environ, "GATEWAY_DB": str(db)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def entries(db: Path, uscc: str) -> list[tuple[str, str, str, str, str | None]]:

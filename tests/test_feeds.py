@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from gateway.store import Store
+from tests.fixtures import run_gateway
 
 ITEMS: list[dict[str, Any]] = [
     {
@@ -96,25 +95,17 @@ def feed_url() -> Iterator[str]:
 
 
 def pull(db: Path, url: str, cursors: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "pull",
-            url,
-            "--feed",
-            "province",
-            "--page-size",
-            "2",
-            "--cursor-dir",
-            str(cursors),
-        ],
-        env={**os.environ, "GATEWAY_DB": str(db)},
-        capture_output=True,
-        text=True,
+    return run_gateway(
+        db,
+        "pull",
+        url,
+        "--feed",
+        "province",
+        "--page-size",
+        "2",
+        "--cursor-dir",
+        str(cursors),
         timeout=60,
-        check=False,
     )
 
 
