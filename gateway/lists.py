@@ -66,10 +66,24 @@ def _uscc(value: Any, row: int, problems: list[Rejection]) -> str | None:
 
 def _text(record: Mapping[str, Any], field: str, row: int, problems: list[Rejection]) -> str:
     value = record.get(field)
-    text = "" if value is None else str(value).strip()
+    text = "" if value is None else value.strip() if type(value) is str else str(value).strip()
     if len(text) > MAX_TEXT:
         problems.append(Rejection(row, field, f"longer than {MAX_TEXT} characters"))
     return text
+
+
+#: The free-text fields of an entry, taken as they are (trimmed).
+_ENTRY_TEXTS = (
+    "subject_name",
+    "authority",
+    "reason",
+    "basis",
+    "document_no",
+    "source",
+    "source_id",
+)
+#: Unknown columns per set of column names: a file's rows all have the same.
+_unknown_columns: dict[tuple[str, ...], list[str]] = {}
 
 
 def _unreadable_or_unknown(
@@ -78,7 +92,12 @@ def _unreadable_or_unknown(
     """A reader's error (the row is done), else a rejection per unknown column, if any."""
     if "__error__" in record:
         return None
-    unknown = sorted(set(record) - set(fields))
+    columns = (*fields, *record)
+    unknown = _unknown_columns.get(columns)
+    if unknown is None:
+        if len(_unknown_columns) > 256:
+            _unknown_columns.clear()
+        unknown = _unknown_columns[columns] = sorted(set(record) - set(fields))
     return (
         [Rejection(row, unknown[0], f"unknown field; expected: {', '.join(fields)}")]
         if unknown
@@ -106,18 +125,7 @@ def parse_entry(
     expires_on = _date(record.get("expires_on"), "expires_on", row, problems, required=False)
     if listed_on and expires_on and expires_on < listed_on:
         problems.append(Rejection(row, "expires_on", "earlier than listed_on"))
-    texts = {
-        f: _text(record, f, row, problems)
-        for f in (
-            "subject_name",
-            "authority",
-            "reason",
-            "basis",
-            "document_no",
-            "source",
-            "source_id",
-        )
-    }
+    texts = {f: _text(record, f, row, problems) for f in _ENTRY_TEXTS}
     if texts["source_id"] and not texts["source"]:
         problems.append(Rejection(row, "source", "required when source_id is given"))
     if problems or uscc is None or listed_on is None:
