@@ -5,10 +5,12 @@ its size:
 
 1. **validate** every row (through the mapping when one is given), write
    each rejection, with its row, field and reason, to the report file, and
-   stage the valid rows (encoded) in a temporary SQLite file;
+   stage the valid rows in a temporary SQLite file (entries in the store's
+   column form, :class:`~gateway.store.staging.StagingFile`);
 2. unless a row was rejected (and ``allow_partial`` is off), **apply** the
    staged rows in chunks of ``chunk`` rows, one short transaction each, so
-   that the recorder's group commits are never held up for long.
+   that the recorder's group commits are never held up for long. Entries are
+   applied by set operations inside SQLite (:meth:`Store.apply_staging`).
 
 A failure in the middle of pass 2 (the disk, the process) leaves the chunks
 before it applied; importing the same file again finishes the job, since an
@@ -18,7 +20,6 @@ import is idempotent on ``(source, source_id)``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -32,6 +33,7 @@ from adapters.sources.mapping import Mapping as SourceMapping
 from gateway.lists import ImportSummary, Rejection, parse_entry, parse_grade
 from gateway.model import EntryInput, Grade
 from gateway.store import Store
+from gateway.store.staging import StagingFile
 from measures_catalog import Catalog
 
 Kind = Literal["entries", "grades"]
@@ -47,7 +49,7 @@ class ImportOptions(msgspec.Struct, frozen=True, kw_only=True):
     mapping: SourceMapping | None = None
     allow_partial: bool = False
     report: Path | None = None
-    chunk: int = 5_000
+    chunk: int = 10_000
     actor: str = "import"
 
 
@@ -80,50 +82,31 @@ def _parsed(
             yield (number, *parse_entry(number, record, catalog))
 
 
-class _Staging:
-    """The rows that passed validation, in a throwaway SQLite file: memory stays flat
-    however big the file, and the second pass reads them back instead of parsing again.
-    Keys of (source, source_id) are hashed to find rows that repeat one."""
+class _GradeStaging:
+    """Grades that passed validation, encoded in a throwaway SQLite file: memory stays
+    flat however big the file, and the second pass reads them back instead of parsing
+    again. (A grade has no (source, source_id) key: a later grade of a subject wins.)"""
 
-    def __init__(self, kind: Kind) -> None:
-        self._type: Any = tuple[str, Grade] if kind == "grades" else EntryInput
+    def __init__(self) -> None:
+        self._type: Any = tuple[str, Grade]
         self._encode = msgspec.msgpack.Encoder().encode
         self._db = sqlite3.connect("", isolation_level=None)  # a temporary on-disk database
         self._db.execute("PRAGMA cache_size = -16384")  # 16 MiB, then it spills to disk
-        self._db.execute("CREATE TABLE staged (row INTEGER PRIMARY KEY, key BLOB, payload BLOB)")
+        self._db.execute("CREATE TABLE staged (row INTEGER PRIMARY KEY, payload BLOB)")
         self._db.execute("BEGIN")
-        self._pending: list[tuple[int, bytes | None, bytes]] = []
+        self._pending: list[tuple[int, bytes]] = []
 
-    def add(self, row: int, parsed: EntryInput | tuple[str, Grade]) -> None:
-        key = None
-        if isinstance(parsed, EntryInput) and parsed.source_id:
-            key = hashlib.blake2b(
-                f"{parsed.source}\0{parsed.source_id}".encode(), digest_size=12
-            ).digest()
-        self._pending.append((row, key, self._encode(parsed)))
+    def add(self, row: int, parsed: tuple[str, Grade]) -> None:
+        self._pending.append((row, self._encode(parsed)))
         if len(self._pending) >= 5_000:
             self._flush()
 
     def _flush(self) -> None:
-        self._db.executemany("INSERT INTO staged VALUES (?, ?, ?)", self._pending)
+        self._db.executemany("INSERT INTO staged VALUES (?, ?)", self._pending)
         self._pending.clear()
 
-    def repeats(self) -> list[Rejection]:
-        """Rows repeating an earlier row's (source, source_id), dropped from the staging."""
-        self._flush()
-        self._db.execute("CREATE INDEX staged_key ON staged (key, row) WHERE key IS NOT NULL")
-        found = self._db.execute(
-            "SELECT s.row, f.first FROM staged s JOIN (SELECT key, min(row) AS first "
-            "FROM staged WHERE key IS NOT NULL GROUP BY key HAVING count(*) > 1) f "
-            "ON s.key = f.key WHERE s.row > f.first ORDER BY s.row"
-        ).fetchall()
-        self._db.executemany("DELETE FROM staged WHERE row = ?", [(row,) for row, _ in found])
-        return [
-            Rejection(row, "source_id", f"same (source, source_id) as row {first}")
-            for row, first in found
-        ]
-
     def chunks(self, size: int) -> Iterator[list[Any]]:
+        self._flush()
         decode = msgspec.msgpack.Decoder(self._type).decode
         cursor = self._db.execute("SELECT payload FROM staged ORDER BY row")
         while batch := cursor.fetchmany(size):
@@ -146,32 +129,37 @@ async def import_file(
     summary = ImportSummary()
     started = time.monotonic()
     report = _Report(options.report)
-    staging = _Staging(options.kind)
+    staging: StagingFile | _GradeStaging = (
+        _GradeStaging() if options.kind == "grades" else StagingFile(store.path.parent)
+    )
     try:
         rejected: list[Rejection] = []
         for row, parsed, problems in _parsed(path, catalog, options):
             summary.rows += 1
             if parsed is not None and not problems:
-                staging.add(row, parsed)
+                staging.add(row, parsed)  # type: ignore[arg-type]
             for problem in problems:
                 report.write(problem)
                 if len(rejected) < KEPT:
                     rejected.append(problem)
             if progress and summary.rows % 10_000 == 0:
                 progress("validated", summary.rows, time.monotonic() - started)
-        for problem in staging.repeats():
-            report.write(problem)
-            rejected.append(problem)
+        if isinstance(staging, StagingFile):
+            for row, first in staging.repeats():
+                problem = Rejection(row, "source_id", f"same (source, source_id) as row {first}")
+                report.write(problem)
+                rejected.append(problem)
         report.close()
+        if progress:  # the phase's last word, whatever the row count
+            progress("validated", summary.rows, time.monotonic() - started)
         summary.rejected = sorted(rejected, key=lambda r: r.row)[:KEPT]
         summary.rejected_total = report.count
         if report.count and not options.allow_partial:
             return summary
-        done = 0
-        for chunk in staging.chunks(options.chunk):
-            done += await _apply(store, options, chunk, summary)
-            if progress:
-                progress("applied", done, time.monotonic() - started)
+        if isinstance(staging, StagingFile):
+            await _apply_entries(store, staging, options, summary, progress, started)
+        else:
+            await _apply_grades(store, staging, options, summary, progress, started)
         summary.applied = True
         return summary
     finally:
@@ -179,21 +167,39 @@ async def import_file(
         staging.close()
 
 
-async def _apply(
-    store: Store, options: ImportOptions, rows: list[Any], summary: ImportSummary
-) -> int:
-    if not rows:
-        return 0
-    if options.kind == "grades":
-        counts: Any = await store.put_grades(rows, options.actor)
-    else:
-        counts = await store.upsert_entries(rows, options.actor)
-    summary.inserted += counts.inserted
-    summary.updated += counts.updated
-    summary.unchanged += counts.unchanged
-    applied = len(rows)
-    rows.clear()
-    return applied
+async def _apply_entries(
+    store: Store,
+    staging: StagingFile,
+    options: ImportOptions,
+    summary: ImportSummary,
+    progress: Progress | None,
+    started: float,
+) -> None:
+    async for done, counts in store.apply_staging(staging.seal(), options.actor, options.chunk):
+        summary.inserted += counts.inserted
+        summary.updated += counts.updated
+        summary.unchanged += counts.unchanged
+        if progress:
+            progress("applied", done, time.monotonic() - started)
+
+
+async def _apply_grades(
+    store: Store,
+    staging: _GradeStaging,
+    options: ImportOptions,
+    summary: ImportSummary,
+    progress: Progress | None,
+    started: float,
+) -> None:
+    done = 0
+    for chunk in staging.chunks(options.chunk):
+        counts = await store.put_grades(chunk, options.actor)
+        summary.inserted += counts.inserted
+        summary.updated += counts.updated
+        summary.unchanged += counts.unchanged
+        done += len(chunk)
+        if progress:
+            progress("applied", done, time.monotonic() - started)
 
 
 class _Report:

@@ -9,12 +9,12 @@ mutation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final, TypeAlias
+from typing import Final
 
 import aiosqlite
 import msgspec
 
-from gateway.model import ACTIVE, ENTRY_FIELDS, EntryInput, ListEntry, StatusChange
+from gateway.model import EntryInput, ListEntry, StatusChange
 from gateway.store.rows import (
     ENTRY_COLUMNS,
     entry_from_row,
@@ -23,31 +23,58 @@ from gateway.store.rows import (
     status_change_from_row,
     to_json,
 )
-
-#: The fields an import may change, in the order of :func:`_canonical`.
-CANONICAL_FIELDS: Final = ENTRY_FIELDS[:-2]  # all but source and source_id
-_ASSIGN: Final = ", ".join(f"{name} = ?" for name in CANONICAL_FIELDS)
-
-_INSERT_ENTRY: Final = (
-    "INSERT INTO entries (entry_id, uscc, subject_name, list_type, authority, reason, basis, "
-    "document_no, listed_on, expires_on, status, source, source_id, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)"
+from gateway.store.staging import (
+    CANONICAL_COLUMNS,
+    STAGED_COLUMNS,
+    create_staged,
+    insert_staged,
+    staged_row,
 )
+
+_ENTRY_COLUMNS: Final = ", ".join(STAGED_COLUMNS[1:])
+_ASSIGN: Final = ", ".join(f"{name} = ?" for name in CANONICAL_COLUMNS)
 _UPDATE_ENTRY: Final = f"UPDATE entries SET {_ASSIGN}, updated_at = ? WHERE entry_id = ?"
 INSERT_HISTORY: Final = (
     "INSERT INTO entry_history (entry_id, status, changed_at, actor, note, details) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 INSERT_CHANGE: Final = "INSERT INTO changes (uscc, kind, ref, at, actor) VALUES (?, ?, ?, ?, ?)"
-# (source, source_id) pairs as one JSON parameter: no limit on bound variables.
-# The ids of one source as one JSON parameter: no limit on the number of bound variables.
-_FIND_BY_SOURCE: Final = (
-    "SELECT source_id, entry_id, status, uscc, subject_name, list_type, authority, reason, "
-    "basis, document_no, listed_on, expires_on FROM entries "
-    "WHERE source = ? AND source_id IN (SELECT value FROM json_each(?))"
-)
+_SAME: Final = " AND ".join(f"e.{c} IS s.{c}" for c in CANONICAL_COLUMNS)
+_MATCH: Final = "e.source = s.source AND e.source_id = s.source_id"
+
+
+def _matched(schema: str) -> str:
+    """How many staged rows of a range match an existing entry by (source, source_id)."""
+    return (
+        f"SELECT count(*) FROM {schema}.staged s JOIN entries e ON {_MATCH} "
+        "WHERE s.row BETWEEN ? AND ?"
+    )
+
+
+def _changed(schema: str) -> str:
+    """Staged rows of a range whose existing entry differs: its id, status, before, after."""
+    before = ", ".join(f"e.{c}" for c in CANONICAL_COLUMNS)
+    after = ", ".join(f"s.{c}" for c in CANONICAL_COLUMNS)
+    return (
+        f"SELECT e.entry_id, e.status, {before}, {after} FROM {schema}.staged s "
+        f"JOIN entries e ON {_MATCH} WHERE s.row BETWEEN ? AND ? AND NOT ({_SAME}) "
+        "ORDER BY s.row"
+    )
+
+
+def _insert_new(schema: str) -> str:
+    """Staged rows of a range that match no entry, inserted as new active entries."""
+    values = ", ".join(f"s.{c}" for c in STAGED_COLUMNS[1:])
+    return (
+        f"INSERT INTO entries ({_ENTRY_COLUMNS}, status, created_at, updated_at) "
+        f"SELECT {values}, 'active', ?1, ?1 FROM {schema}.staged s "
+        "WHERE s.row BETWEEN ?2 AND ?3 AND (s.source_id IS NULL OR NOT EXISTS "
+        f"(SELECT 1 FROM entries e WHERE {_MATCH})) ORDER BY s.row"
+    )
+
+
 # History and change rows of the entries just inserted (rowid > the max before), in one
-# statement each: no per-row round trip through Python.
+# statement each.
 _HISTORY_OF_NEW: Final = (
     "INSERT INTO entry_history (entry_id, status, changed_at, actor, note, details) "
     "SELECT entry_id, 'active', ?, ?, 'inserted', '{}' FROM entries WHERE rowid > ? ORDER BY rowid"
@@ -56,6 +83,14 @@ _CHANGES_OF_NEW: Final = (
     "INSERT INTO changes (uscc, kind, ref, at, actor) "
     "SELECT uscc, 'entry', entry_id, ?, ? FROM entries WHERE rowid > ? ORDER BY rowid"
 )
+
+
+class UpsertCounts(msgspec.Struct, frozen=True):
+    """What applying staged rows did."""
+
+    inserted: int
+    updated: int
+    unchanged: int
 
 
 class UpsertResult(msgspec.Struct, frozen=True):
@@ -67,102 +102,95 @@ class UpsertResult(msgspec.Struct, frozen=True):
     entry_ids: list[str]
 
 
-#: What an upsert knows of an entry with a (source, source_id): (entry_id, status, canonical).
-_Known: TypeAlias = tuple[str, str, tuple[str | None, ...]]
+async def apply_staged(
+    db: aiosqlite.Connection, schema: str, first: int, last: int, actor: str
+) -> UpsertCounts:
+    """Apply the staged rows numbered ``first`` to ``last`` (each (source, source_id) once).
+
+    New keys (and rows without a source_id) become active entries; changed ones update
+    their entry's fields, never its status, with the differences in its history;
+    identical ones are left alone. Every mutation appends to ``changes``.
+    """
+    now = now_iso()
+    span = (first, last)
+    matched = next(iter(await db.execute_fetchall(_matched(schema), span)))[0]
+    changed = list(await db.execute_fetchall(_changed(schema), span))
+    width = len(CANONICAL_COLUMNS)
+    updates, history, changes = [], [], []
+    for entry_id, status, *values in changed:
+        before, after = values[:width], values[width:]
+        details: dict[str, str] = {}
+        for name, old, new in zip(CANONICAL_COLUMNS, before, after, strict=True):
+            if old != new:
+                details[name] = new or ""
+                details[f"{name}_before"] = old or ""
+        updates.append((*after, now, entry_id))
+        history.append((entry_id, status, now, actor, "updated", to_json(details)))
+        if before[0] != after[0]:  # the entry moves to another subject: both change
+            changes.append((before[0], "entry", entry_id, now, actor))
+        changes.append((after[0], "entry", entry_id, now, actor))
+    # Matches are known before anything is inserted: a new entry never counts as one.
+    rows_before = await db.execute_fetchall("SELECT coalesce(max(rowid), 0) FROM entries")
+    last_rowid = next(iter(rows_before))[0]
+    cursor = await db.execute(_insert_new(schema), (now, *span))
+    inserted = cursor.rowcount
+    if inserted:
+        await db.execute(_HISTORY_OF_NEW, (now, actor, last_rowid))
+        await db.execute(_CHANGES_OF_NEW, (now, actor, last_rowid))
+    if updates:
+        await db.executemany(_UPDATE_ENTRY, updates)
+        await db.executemany(INSERT_HISTORY, history)
+        await db.executemany(INSERT_CHANGE, changes)
+    return UpsertCounts(inserted, len(updates), matched - len(updates))
 
 
-def _canonical(index: int, row: EntryInput) -> tuple[str | None, ...]:
-    """The row's comparable fields as stored; ValueError for what the schema would refuse."""
-    listed_on, expires_on = row.listed_on, row.expires_on
-    if not row.uscc:
-        raise ValueError(f"row {index}: uscc is empty")
-    if not row.list_type:
-        raise ValueError(f"row {index}: list_type is empty")
-    if expires_on is not None and expires_on < listed_on:
-        raise ValueError(f"row {index}: expires_on {expires_on} is before listed_on {listed_on}")
-    return (
-        row.uscc,
-        row.subject_name,
-        row.list_type,
-        row.authority,
-        row.reason,
-        row.basis,
-        row.document_no,
-        listed_on.isoformat(),
-        None if expires_on is None else expires_on.isoformat(),
-    )
-
-
-async def _find_existing(
-    db: aiosqlite.Connection, rows: Sequence[EntryInput]
-) -> dict[tuple[str, str], _Known]:
-    by_source: dict[str, set[str]] = {}
-    for row in rows:
+def _rounds(rows: Sequence[EntryInput]) -> list[list[int]]:
+    """Row indexes in rounds: a key's n-th occurrence goes to round n, so that each round
+    holds a key at most once and later rows apply after earlier ones."""
+    rounds: list[list[int]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, row in enumerate(rows):
+        turn = 0
         if row.source_id:
-            by_source.setdefault(row.source, set()).add(row.source_id)
-    known: dict[tuple[str, str], _Known] = {}
-    for source, ids in by_source.items():
-        found = await db.execute_fetchall(_FIND_BY_SOURCE, (source, to_json(list(ids))))
-        for r in found:
-            known[source, r[0]] = (r[1], r[2], tuple(r[3:12]))
-    return known
+            turn = seen[row.source, row.source_id] = seen.get((row.source, row.source_id), -1) + 1
+        if turn == len(rounds):
+            rounds.append([])
+        rounds[turn].append(index)
+    return rounds
 
 
 async def upsert(db: aiosqlite.Connection, rows: Sequence[EntryInput], actor: str) -> UpsertResult:
     """Insert new entries, update changed ones (never their status), skip identical ones.
 
-    Rows are taken in order: a row repeating an earlier row's (source, source_id)
-    in the same call updates (or leaves alone) what that row inserted.
+    Rows are staged in a TEMP table and applied by :func:`apply_staged`. A row repeating
+    an earlier row's (source, source_id) in the same call updates (or leaves alone) what
+    that row inserted.
     """
-    canonicals = [_canonical(index, row) for index, row in enumerate(rows)]
-    known = await _find_existing(db, rows)
-    now = now_iso()
-    fresh_ids = iter(new_ids(len(rows)))
-    inserts: list[tuple[Any, ...]] = []
-    updates: list[tuple[Any, ...]] = []
-    update_history: list[tuple[Any, ...]] = []
-    update_changes: list[tuple[Any, ...]] = []
-    entry_ids: list[str] = []
-    updated = unchanged = 0
-    for row, canonical in zip(rows, canonicals, strict=True):
-        key = (row.source, row.source_id) if row.source_id else None
-        current = known.get(key) if key is not None else None
-        if current is None:
-            entry_id = next(fresh_ids)
-            inserts.append((entry_id, *canonical, row.source, row.source_id or None, now, now))
-            if key is not None:
-                known[key] = (entry_id, ACTIVE, canonical)
-        else:
-            entry_id, status, before = current
-            if before == canonical:
-                unchanged += 1
-            else:
-                details: dict[str, str] = {}
-                for name, old, new in zip(CANONICAL_FIELDS, before, canonical, strict=True):
-                    if old != new:
-                        details[name] = new or ""
-                        details[f"{name}_before"] = old or ""
-                updates.append((*canonical, now, entry_id))
-                update_history.append((entry_id, status, now, actor, "updated", to_json(details)))
-                if before[0] != row.uscc:  # the entry moves to another subject: both change
-                    update_changes.append((before[0], "entry", entry_id, now, actor))
-                update_changes.append((row.uscc, "entry", entry_id, now, actor))
-                assert key is not None  # only keyed rows can match an existing entry
-                known[key] = (entry_id, status, canonical)
-                updated += 1
-        entry_ids.append(entry_id)
-    if inserts:
-        rows_before = await db.execute_fetchall("SELECT coalesce(max(rowid), 0) FROM entries")
-        last_rowid = next(iter(rows_before))[0]
-        await db.executemany(_INSERT_ENTRY, inserts)
-        await db.execute(_HISTORY_OF_NEW, (now, actor, last_rowid))
-        await db.execute(_CHANGES_OF_NEW, (now, actor, last_rowid))
-    # After the inserts: a row may update an entry inserted earlier in the same call.
-    if updates:
-        await db.executemany(_UPDATE_ENTRY, updates)
-        await db.executemany(INSERT_HISTORY, update_history)
-        await db.executemany(INSERT_CHANGE, update_changes)
-    return UpsertResult(len(inserts), updated, unchanged, entry_ids)
+    staged = [
+        staged_row(index, entry_id, row)
+        for index, (entry_id, row) in enumerate(zip(new_ids(len(rows)), rows, strict=True))
+    ]
+    await db.execute(create_staged("temp"))
+    ids: list[str] = [""] * len(rows)
+    inserted = updated = unchanged = 0
+    for indexes in _rounds(rows):
+        await db.execute("DELETE FROM temp.staged")
+        await db.executemany(insert_staged("temp"), [staged[i] for i in indexes])
+        counts = await apply_staged(db, "temp", 0, len(rows), actor)
+        inserted += counts.inserted
+        updated += counts.updated
+        unchanged += counts.unchanged
+        for index, entry_id in await db.execute_fetchall(_STAGED_IDS):
+            ids[index] = entry_id
+    await db.execute("DELETE FROM temp.staged")
+    return UpsertResult(inserted, updated, unchanged, ids)
+
+
+# Each staged row's entry: the existing one its key matches, else the one it inserted.
+_STAGED_IDS: Final = (
+    "SELECT s.row, coalesce(e.entry_id, s.entry_id) FROM temp.staged s "
+    f"LEFT JOIN entries e ON {_MATCH}"
+)
 
 
 async def get(db: aiosqlite.Connection, entry_id: str) -> ListEntry | None:

@@ -25,7 +25,7 @@ import aiosqlite
 from gateway.model import Caller, EntryInput, FeedbackRecord, Grade, ListEntry, StatusChange
 from gateway.store import callers, checks, control, entries, grades, lifecycle, live, schema
 from gateway.store.checks import StoredCheck
-from gateway.store.entries import UpsertResult
+from gateway.store.entries import UpsertCounts, UpsertResult
 from gateway.store.grades import GradeResult
 from gateway.store.live import LiveSubject
 
@@ -166,6 +166,45 @@ class Store:
         if not rows:
             return UpsertResult(0, 0, 0, [])
         return await self._write(lambda db: entries.upsert(db, rows, actor))
+
+    async def apply_staging(
+        self, path: Path, actor: str, chunk: int = 10_000
+    ) -> AsyncIterator[tuple[int, UpsertCounts]]:
+        """Apply a sealed :class:`~gateway.store.staging.StagingFile`, ``chunk`` row numbers
+        per transaction so that the recorder's commits never wait long; yields the rows
+        applied so far and what the chunk did.
+
+        A failure leaves the chunks before it applied; applying the same rows again
+        finishes the job (idempotent on (source, source_id)).
+        """
+        async with self._write_lock:
+            await self._writer.execute("ATTACH DATABASE ? AS staging", (str(path),))
+            # Index pages of a large table stay in memory between chunks (64 MiB).
+            cache = next(iter(await self._writer.execute_fetchall("PRAGMA main.cache_size")))[0]
+            await self._writer.execute("PRAGMA main.cache_size = -65536")
+        try:
+            async with self._write_lock:
+                found = await self._writer.execute_fetchall(
+                    "SELECT coalesce(min(row), 1), coalesce(max(row), 0) FROM staging.staged"
+                )
+            low, high = next(iter(found))
+            done = 0
+            for first in range(low, high + 1, chunk):
+                counts = await self._write(
+                    partial(
+                        entries.apply_staged,
+                        schema="staging",
+                        first=first,
+                        last=first + chunk - 1,
+                        actor=actor,
+                    )
+                )
+                done += counts.inserted + counts.updated + counts.unchanged
+                yield done, counts
+        finally:
+            async with self._write_lock:
+                await self._writer.execute("DETACH DATABASE staging")
+                await self._writer.execute(f"PRAGMA main.cache_size = {int(cache)}")
 
     async def open_objection(
         self, entry_id: str, opened_on: date, note: str, actor: str
