@@ -54,7 +54,7 @@ bench: venv ## GET /v1/check throughput as ratios to the floor and limit apps (w
 	$(PY) -m loadtest.bench $(BENCH_ARGS)
 
 .PHONY: bench-import
-bench-import: venv ## Import 100,000 and 1,000,000 generated rows: rows/s and peak RSS
+bench-import: venv ## Import 100,000 and 1,000,000 generated rows (default and bulk chunk): rows/s, RSS
 	$(PY) -m loadtest.bench_import
 
 .PHONY: loadtest

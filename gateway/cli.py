@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply the valid rows even if some are rejected",
     )
+    imp.add_argument(
+        "--chunk",
+        type=int,
+        default=10_000,
+        help="rows per write transaction (default 10,000: about 0.2 s of write lock each; "
+        "larger is faster but makes running gateways' recorders wait longer)",
+    )
 
     pull = commands.add_parser("pull", help="follow an upstream platform's feed of entries")
     pull.add_argument("url", help="the feed's URL (GET ?cursor=&limit=, JSON pages)")

@@ -16,10 +16,27 @@ from measures_catalog import load
 SHOWN = 50
 
 
-def _progress(phase: str, rows: int, seconds: float) -> None:
-    rate = rows / seconds if seconds > 0 else 0.0
-    end = "\r" if sys.stderr.isatty() else "\n"
-    print(f"  {phase}: {rows:,} rows ({rate:,.0f} rows/s)", end=end, file=sys.stderr, flush=True)
+class _Progress:
+    """Progress on standard error; remembers when each phase last reported."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, phase: str, rows: int, seconds: float) -> None:
+        if self.seconds.get(phase) == seconds:
+            return
+        begun = self.seconds.get("validated", 0.0) if phase == "applied" else 0.0
+        self.seconds[phase] = seconds
+        rate = rows / (seconds - begun) if seconds > begun else 0.0
+        end = "\r" if sys.stderr.isatty() else "\n"
+        print(
+            f"  {phase}: {rows:,} rows ({rate:,.0f} rows/s)", end=end, file=sys.stderr, flush=True
+        )
+
+    def phases(self) -> str:
+        validated = self.seconds.get("validated", 0.0)
+        applied = self.seconds.get("applied", validated) - validated
+        return f"validated in {validated:.1f} s, applied in {applied:.1f} s"
 
 
 def _mapping(name: str | None) -> mappings.Mapping | None:
@@ -32,6 +49,9 @@ def _mapping(name: str | None) -> mappings.Mapping | None:
 async def run_import(settings: Settings, args: argparse.Namespace) -> int:
     catalog = load(settings.catalog or None)
     report = args.report or args.file.with_name(args.file.name + ".rejected.csv")
+    if args.chunk < 1:
+        print("error: --chunk must be at least 1", file=sys.stderr)
+        return 2
     try:
         options = ImportOptions(
             kind=args.kind,
@@ -40,15 +60,17 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
             mapping=_mapping(args.mapping),
             allow_partial=args.allow_partial,
             report=report,
+            chunk=args.chunk,
         )
     except (mappings.MappingError, LookupError, OSError) as exc:
         print(f"error: mapping: {exc}", file=sys.stderr)
         return 2
     store = await Store.open(settings.db)
+    progress = _Progress()
     try:
         print(f"importing {args.kind} from {args.file} ...", file=sys.stderr)
         try:
-            summary = await import_file(store, catalog, args.file, options, _progress)
+            summary = await import_file(store, catalog, args.file, options, progress)
         except (SourceError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -71,4 +93,5 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
         f"{summary.rows} rows: {summary.inserted} inserted, {summary.updated} updated, "
         f"{summary.unchanged} unchanged, {summary.rejected_total} rejected; {state}"
     )
+    print(f"  {progress.phases()}", file=sys.stderr)
     return 0 if summary.applied else 1

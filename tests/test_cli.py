@@ -82,6 +82,21 @@ def test_import_prints_the_summary_and_exits_0(tmp_path: Path) -> None:
     assert "2 rows: 0 inserted, 0 updated, 2 unchanged, 0 rejected; applied" in again.stdout
 
 
+def test_chunk_sets_rows_per_transaction_and_the_phases_are_timed(tmp_path: Path) -> None:
+    db, path = tmp_path / "gateway.db", write(tmp_path / "entries.csv", HEADER, *GOOD)
+    refused = gateway(db, "import", str(path), "--chunk", "0")
+    assert refused.returncode == 2
+    assert "--chunk must be at least 1" in refused.stderr
+    assert entries_of(db, *SUBJECTS)["91110000600037341L"] == []
+
+    result = gateway(db, "import", str(path), "--chunk", "1")
+    assert result.returncode == 0, result.stderr
+    assert "2 rows: 2 inserted, 0 updated, 0 unchanged, 0 rejected; applied" in result.stdout
+    # One progress line per chunk of one row, then how long each phase took.
+    assert re.findall(r"applied: (\d) rows", result.stderr) == ["1", "2"]
+    assert re.search(r"validated in \d+\.\d s, applied in \d+\.\d s", result.stderr)
+
+
 def test_rejected_rows_are_listed_and_nothing_is_applied(tmp_path: Path) -> None:
     db = tmp_path / "gateway.db"
     path = write(tmp_path / "entries.csv", HEADER, GOOD[0], BAD_USCC, BAD_DATE, GOOD[1])
