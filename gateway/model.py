@@ -7,7 +7,7 @@ the wire as in memory. Dates are ``datetime.date`` (ISO 8601 on the wire).
 from __future__ import annotations
 
 from datetime import date
-from typing import Final, Literal
+from typing import Final, Literal, TypeAlias
 
 import msgspec
 
@@ -45,6 +45,12 @@ class ListEntry(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     def in_force_on(self, day: date) -> bool:
         """True when ``day`` lies within ``listed_on`` .. ``expires_on`` (both inclusive)."""
         return self.listed_on <= day and (self.expires_on is None or day <= self.expires_on)
+
+
+#: What the packed snapshot keeps of an entry, raw, as the store reads it: ``(uscc,
+#: entry_id, list_type, status, listed_on, expires_on, subject_name, authority,
+#: document_no)``, dates as proleptic ordinals (``date.toordinal``; ``None`` for none).
+EntryRecord: TypeAlias = tuple[str, str, str, str, int, int | None, str, str, str]
 
 
 class Grade(msgspec.Struct, frozen=True, gc=False):

@@ -41,7 +41,7 @@ class Runtime:
         self.store = await Store.open(settings.db)
         self.keys = KeyRing(self.store, settings.keys_refresh)
         await self.keys.load()
-        await feed.build(self.store, self.snapshot)
+        await feed.build(self.store, self.snapshot, settings.snapshot_path)
         self.recorder = Recorder(
             lambda: CheckWriter(settings.db, synchronous=settings.sync).open(),
             upkeep_factory=lambda: Maintenance(settings.db),
@@ -81,6 +81,7 @@ class Runtime:
         await self.expiry.periodic.stop()
         await self.catalogs.watch.stop()
         await self.follower.stop()
+        await self.snapshot.close()
         await self.keys.stop()
         await self.recorder.stop()
         await self.store.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
@@ -38,8 +39,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     poll_interval: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.1
     #: Seconds between two sweeps marking entries past their end date as expired.
     expiry_interval: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
+    #: Where the packed snapshot is saved for fast starts: empty means ``<db>.snapshot``,
+    #: ``off`` never saves nor reads one.
+    snapshot_file: str = ""
     #: Seconds between two reloads of the API keys from the store.
     keys_refresh: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+
+    @property
+    def snapshot_path(self) -> Path | None:
+        if self.snapshot_file.lower() == "off":
+            return None
+        return Path(self.snapshot_file or f"{self.db}.snapshot")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

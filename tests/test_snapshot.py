@@ -27,7 +27,7 @@ def subject(n: int, list_type: str = "court_defaulter") -> Subject:
 def test_a_large_delta_is_visible_whole_at_once_and_merged_in_slices() -> None:
     snapshot = Snapshot()
     snapshot.load({f"U{n}": subject(n) for n in range(10)})
-    snapshot.finish_load(5)
+    asyncio.run(snapshot.finish_load(5))
     size = SMALL_DELTA * 3
     delta: dict[str, Subject | None] = {
         f"U{n}": subject(n, "focus") for n in range(SMALL_DELTA * 3)
@@ -69,6 +69,7 @@ def test_a_large_delta_is_visible_whole_at_once_and_merged_in_slices() -> None:
 def test_a_subject_with_nothing_left_leaves_the_index() -> None:
     snapshot = Snapshot()
     snapshot.load({"U1": subject(1)})
+    asyncio.run(snapshot.finish_load(1))
     asyncio.run(snapshot.apply({"U1": Subject((), None), "U2": Subject((), Grade("good"))}, 3))
     assert snapshot.lookup("U1") is None
     assert snapshot.lookup("U2") == Subject((), Grade("good"))

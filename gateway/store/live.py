@@ -8,17 +8,26 @@ grade. Entries are ordered by ``listed_on, entry_id``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any, Final, TypeAlias
 
 import aiosqlite
 
-from gateway.model import Grade, ListEntry
+from gateway.model import EntryRecord, Grade, ListEntry
 from gateway.store.rows import ENTRY_COLUMNS, GRADE_COLUMNS, entry_from_row, grade_from_row, to_json
 from gateway.store.schema import LIVE_CONDITION
 
 #: ``(uscc, live entries, grade)``
 LiveSubject: TypeAlias = tuple[str, tuple[ListEntry, ...], Grade | None]
 
+#: ``(uscc, entry records, grade)``
+LiveRecords: TypeAlias = tuple[str, list[EntryRecord], Grade | None]
+_ORDINAL: Final = "CAST(julianday({}) - 1721424.5 AS INTEGER)"  # julianday → date ordinal
+_RECORD_COLUMNS: Final = (
+    f"uscc, entry_id, list_type, status, {_ORDINAL.format('listed_on')}, "
+    f"{_ORDINAL.format('expires_on')}, subject_name, authority, document_no"
+)
+_LISTED_ORDER: Final = itemgetter(4, 1)
 _LIVE_ENTRIES: Final = f"SELECT {ENTRY_COLUMNS} FROM entries WHERE {LIVE_CONDITION}"
 _ORDER: Final = "ORDER BY uscc, listed_on, entry_id"
 
@@ -40,11 +49,8 @@ def _group(
     return grouped
 
 
-async def chunk_after(db: aiosqlite.Connection, after: str, size: int) -> list[LiveSubject]:
-    """The first ``size`` live subjects whose uscc sorts after ``after`` (keyset pagination).
-
-    Run inside one read transaction so entries and grades agree.
-    """
+async def _subjects_after(db: aiosqlite.Connection, after: str, size: int) -> list[str]:
+    """The first ``size`` live subjects (with a live entry or a grade) after ``after``."""
     first = await db.execute_fetchall(
         f"SELECT DISTINCT uscc FROM entries WHERE {LIVE_CONDITION} AND uscc > ? "
         "ORDER BY uscc LIMIT ?",
@@ -53,7 +59,15 @@ async def chunk_after(db: aiosqlite.Connection, after: str, size: int) -> list[L
     graded = await db.execute_fetchall(
         "SELECT uscc FROM grades WHERE uscc > ? ORDER BY uscc LIMIT ?", (after, size)
     )
-    usccs = sorted({r[0] for r in first} | {r[0] for r in graded})[:size]
+    return sorted({r[0] for r in first} | {r[0] for r in graded})[:size]
+
+
+async def chunk_after(db: aiosqlite.Connection, after: str, size: int) -> list[LiveSubject]:
+    """The first ``size`` live subjects whose uscc sorts after ``after`` (keyset pagination).
+
+    Run inside one read transaction so entries and grades agree.
+    """
+    usccs = await _subjects_after(db, after, size)
     if not usccs:
         return []
     last = usccs[-1]
@@ -65,6 +79,40 @@ async def chunk_after(db: aiosqlite.Connection, after: str, size: int) -> list[L
     )
     grouped = _group(entry_rows, grade_rows)
     return [(uscc, tuple(grouped[uscc][0]), grouped[uscc][1]) for uscc in sorted(grouped)]
+
+
+async def records_after(db: aiosqlite.Connection, after: str, size: int) -> list[LiveRecords]:
+    """As :func:`chunk_after`, but each entry as an :data:`EntryRecord` (raw values, dates
+    as ordinals), for the packed snapshot: no object per column it does not keep."""
+    usccs = await _subjects_after(db, after, size)
+    if not usccs:
+        return []
+    last = usccs[-1]
+    records: dict[str, list[EntryRecord]] = {}
+    # No ORDER BY: sorting the whole range costs as much as reading it; a subject's few
+    # entries are put in order below. Rows are kept as they come (no copy per row).
+    for row in await db.execute_fetchall(
+        f"SELECT {_RECORD_COLUMNS} FROM entries WHERE {LIVE_CONDITION} AND uscc > ? AND uscc <= ?",
+        (after, last),
+    ):
+        found = records.get(row[0])
+        if found is None:
+            records[row[0]] = [row]  # type: ignore[list-item]
+        else:
+            found.append(row)  # type: ignore[arg-type]
+    grades = {
+        row[0]: grade_from_row(row[1:])
+        for row in await db.execute_fetchall(
+            f"SELECT uscc, {GRADE_COLUMNS} FROM grades WHERE uscc > ? AND uscc <= ?", (after, last)
+        )
+    }
+    chunk: list[LiveRecords] = []
+    for uscc in usccs:
+        mine = records.get(uscc, [])
+        if len(mine) > 1:
+            mine.sort(key=_LISTED_ORDER)  # by listed_on, then entry_id
+        chunk.append((uscc, mine, grades.get(uscc)))
+    return chunk
 
 
 async def of_subjects(
@@ -97,3 +145,13 @@ async def changes_since(db: aiosqlite.Connection, seq: int, limit: int) -> list[
 async def last_change_seq(db: aiosqlite.Connection) -> int:
     rows = list(await db.execute_fetchall("SELECT max(seq) FROM changes"))
     return int(rows[0][0] or 0)
+
+
+async def change_at(db: aiosqlite.Connection, seq: int) -> str:
+    """When change ``seq`` was made and what it changed ("" if there is no such change): a
+    snapshot saved at ``seq`` carries it, so that it is never used with another store's
+    change log (an entry's id is random: two stores never share one)."""
+    rows = list(
+        await db.execute_fetchall("SELECT at, kind, ref FROM changes WHERE seq = ?", (seq,))
+    )
+    return " ".join(map(str, rows[0])) if rows else ""
