@@ -274,14 +274,14 @@ class CompactSubjects:
 
     def __init__(
         self,
-        table: array[int] | memoryview,
-        keys: bytearray | memoryview,
-        payload: bytearray | memoryview,
-        offsets: array[int] | memoryview,
+        table: array[int],
+        keys: bytearray,
+        payload: bytearray,
+        offsets: array[int],
         strings: _Strings,
         odd: dict[str, Subject],
     ) -> None:
-        """The arrays are built by :class:`CompactBuilder`, or mapped from a file
+        """The arrays are built by :class:`CompactBuilder`, or read from a file
         (:mod:`gateway.snapshot_file`): ``table`` of 32-bit slots, ``offsets`` of 64-bit."""
         self._table = table
         self._mask = len(table) - 1
@@ -303,8 +303,7 @@ class CompactSubjects:
             if not found:
                 return -1
             start = (found - 1) * KEY_BYTES
-            # A memoryview (a mapped file) compares by content with bytes, as bytearray does.
-            if keys[start : start + KEY_BYTES] == key:  # type: ignore[comparison-overlap]
+            if keys[start : start + KEY_BYTES] == key:
                 return found - 1
             slot = (slot + 1) & mask
 
@@ -378,14 +377,7 @@ class CompactSubjects:
         """A new builder sharing these strings, so that records copy over as they are."""
         return CompactBuilder(self._strings)
 
-    def arrays(
-        self,
-    ) -> tuple[
-        array[int] | memoryview,
-        bytearray | memoryview,
-        array[int] | memoryview,
-        bytearray | memoryview,
-    ]:
+    def arrays(self) -> tuple[array[int], bytearray, array[int], bytearray]:
         """The table, keys, offsets and payload, for saving."""
         return self._table, self._keys, self._offsets, self._payload
 

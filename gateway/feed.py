@@ -29,7 +29,7 @@ STALE_CHANGES = 100_000
 
 
 async def build(store: Store, snapshot: Snapshot, saved: Path | None = None) -> None:
-    """Load every live subject: from the snapshot ``saved`` to a file when it fits this
+    """Load every live subject: from the snapshot ``saved`` in a file when it fits this
     store's change log (then catch up), else from the store (the version is read first,
     so no change is missed) and save it there for the next start."""
     started = time.monotonic()
@@ -39,7 +39,7 @@ async def build(store: Store, snapshot: Snapshot, saved: Path | None = None) -> 
             await catch_up(store, snapshot)
             snapshot.loaded, snapshot.origin = True, "file"
             log.info(
-                "snapshot mapped from %s and caught up in %.1f s: %d subjects, %d entries, "
+                "snapshot read from %s and caught up in %.1f s: %d subjects, %d entries, "
                 "version %d",
                 saved,
                 time.monotonic() - started,

@@ -1,4 +1,4 @@
-"""A saved snapshot: the next start maps it and catches up; a file from another store, or
+"""A saved snapshot: the next start reads it and catches up; a file from another store, or
 a damaged one, is never used."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def answers(snapshot: Snapshot) -> dict[str, object]:
     return {code: snapshot.lookup(code) for code in CODES}
 
 
-def test_the_next_start_maps_the_saved_snapshot_and_catches_up(tmp_path: Path) -> None:
+def test_the_next_start_reads_the_saved_snapshot_and_catches_up(tmp_path: Path) -> None:
     saved = tmp_path / "g.db.snapshot"
 
     async def scenario() -> None:
