@@ -53,6 +53,10 @@ bench-engine: venv ## Time decide() for subjects with 0, 1 and 5 hits
 bench: venv ## GET /v1/check throughput as ratios to the floor and limit apps (wrk, ~2 min)
 	$(PY) -m loadtest.bench $(BENCH_ARGS)
 
+.PHONY: bench-scale
+bench-scale: venv ## 100,000 vs 10,000,000 entries: cold start, RSS, req/s (first run writes ~9 GB, ~15 min)
+	$(PY) -m loadtest.bench_scale $(SCALE_ARGS)
+
 .PHONY: bench-import
 bench-import: venv ## Import 100,000 and 1,000,000 generated rows (default and bulk chunk): rows/s, RSS
 	$(PY) -m loadtest.bench_import
