@@ -18,6 +18,7 @@ transaction that reads the watermark it moves, so no row is indexed twice.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from gateway.store import schema
@@ -83,17 +84,24 @@ class Maintenance:
         )
         return int(row[0])
 
-    def run_once(self, *, busy: bool = False, backlog: int = 50_000) -> int:
+    def run_once(self, *, busy: bool = False, backlog: int = 50_000, pause: float = 0.005) -> int:
         """Checkpoint, and index what is pending; how many checks were indexed.
 
         While checks are being recorded (``busy``), indexing waits unless more
         than ``backlog`` checks are pending: readers scan that tail, so it stays
-        bounded, and the work is done in the gaps between bursts of checks.
+        bounded. It then indexes in steps of 500 with a ``pause`` after each, for
+        at most half a second, so that the recorder's group commits take the write
+        lock in between instead of queueing behind a long run of steps.
         """
         total = 0
-        if not busy or self.pending() > backlog:
+        if not busy:
             while (done := self.index_subjects()) > 0:
                 total += done
+        elif self.pending() > backlog:
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline and (done := self.index_subjects(500)) > 0:
+                total += done
+                time.sleep(pause)
         self.checkpoint()
         return total
 
