@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 import msgspec
 from litestar import Request, Response, asgi, post
 from litestar.params import JSONBody
-from litestar.types import Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from gateway.ids import uuid7
 from gateway.model import CheckRecord
@@ -114,10 +114,15 @@ def _parse_query(query_string: bytes) -> CheckRequest:
     )
 
 
-def check_route(rt: Runtime) -> Any:
-    """The ``/v1/check`` route, bound to one runtime."""
+def check_route(handler: ASGIApp) -> Any:
+    """``handler`` as Litestar's ``/v1/check`` route (the app answers that exact path before
+    routing, see :class:`gateway.app.GatewayApp`; the route serves what else reaches it)."""
+    return asgi("/v1/check", name="check", copy_scope=False)(handler)
 
-    @asgi("/v1/check", name="check", copy_scope=False)
+
+def check_handler(rt: Runtime) -> ASGIApp:
+    """The raw ASGI handler of ``GET`` and ``POST /v1/check``, bound to one runtime."""
+
     async def check(scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         try:
