@@ -1,12 +1,21 @@
 """Write-behind recording of checks and feedback, with group commit.
 
-Handlers ``submit`` a record and await the future it returns. One writer
-thread takes everything queued (up to ``max_batch``), hands it to the store's
-``CheckWriter`` in one call (insert + commit), and passes the outcome back to
-the event loop in one callback per batch, which resolves the futures. The
-thread starts the next batch as soon as one is committed, without waiting for
-the event loop: while a batch is written the next accumulates, so batches grow
-with load and each commit (and its fsync) is shared by many requests.
+Handlers ``submit`` a record and await the future it returns; it resolves once
+the record is durable. Two paths lead there:
+
+* **inline** (when an ``inline_factory`` is given): the records submitted
+  during one turn of the event loop are inserted and committed at the end of
+  that turn, in the loop's thread, by a connection that never waits for the
+  write lock (``synchronous = NORMAL``: no fsync in the commit, about 0.1 ms
+  for a batch). With ``durable`` the batch then goes to the **syncer** thread,
+  which fsyncs the write-ahead log once for every batch committed before it
+  and resolves them: the fsync, the slow part, is shared and off the loop.
+  Measured, this doubles a worker's throughput against the writer thread
+  below, whose commits wait for CPU and the GIL behind the requests.
+* the **writer thread**: when the lock is held elsewhere (another worker, an
+  import, the upkeep) the inline attempt gives up at once and the batch goes
+  to a thread that waits for the lock, inserts and commits (with its own
+  fsync when durable), taking everything queued meanwhile as the next batch.
 
 The queue is bounded: when full, ``submit`` raises :class:`RecorderFull`
 and the caller answers 503 with ``Retry-After``; nothing is dropped silently.
@@ -32,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from gateway.model import CheckRecord, FeedbackRecord
+from gateway.walsync import WalSyncer
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +63,16 @@ class Upkeep(Protocol):
     def close(self) -> None: ...
 
 
+class InlineWriter(Protocol):
+    def try_write(
+        self, checks: list[CheckRecord], feedback: list[FeedbackRecord]
+    ) -> list[bool] | None: ...
+
+    def sync_wal(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class RecorderFull(Exception):
     """The queue is full (or the recorder is stopping): answer 503, try again later."""
 
@@ -70,8 +90,16 @@ class Recorder:
         upkeep_interval: float = 1.0,
         max_queue: int = 20_000,
         max_batch: int = 1_000,
+        inline_factory: Callable[[], InlineWriter] | None = None,
+        durable: bool = True,
     ) -> None:
         self._writer_factory = writer_factory
+        self._inline_factory = inline_factory
+        self._inline: InlineWriter | None = None
+        self._durable = durable
+        self._syncer: WalSyncer[Pending] | None = None
+        self._turn: list[Pending] = []
+        self._turn_scheduled = False
         self.max_queue = max_queue
         self.max_batch = max_batch
         self._queue: deque[Pending] = deque()
@@ -91,7 +119,9 @@ class Recorder:
 
     @property
     def depth(self) -> int:
-        return len(self._queue)
+        """Records submitted and not yet durable."""
+        waiting_sync = self._syncer.depth if self._syncer is not None else 0
+        return len(self._queue) + len(self._turn) + waiting_sync
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -101,30 +131,67 @@ class Recorder:
         )
         self._thread.start()
         await started  # the writer is connected (or its error is raised here)
+        if self._inline_factory is not None:
+            self._inline = await asyncio.to_thread(self._inline_factory)
+            if self._durable:
+                self._syncer = WalSyncer(self._loop, self._inline, self._committed, self._failed)
+                self._syncer.start()
         self._accepting = True
         if self._upkeep_factory is not None:
             self._upkeep_task = asyncio.create_task(self._upkeep(), name="recorder-upkeep")
 
     def submit(self, record: CheckRecord | FeedbackRecord) -> asyncio.Future[bool]:
         """Queue a record; the future resolves (True for a new feedback) once committed."""
-        if not self._accepting or len(self._queue) >= self.max_queue:
+        if not self._accepting or self.depth >= self.max_queue:
             raise RecorderFull()
         assert self._loop is not None
         future: asyncio.Future[bool] = self._loop.create_future()
-        self._queue.append((record, future))
-        if not self._work.is_set():
-            self._work.set()
+        self._enqueue([(record, future)])
         return future
 
     def submit_many(self, records: list[CheckRecord]) -> list[asyncio.Future[bool]]:
         """Queue several records, all or none."""
-        if not self._accepting or len(self._queue) + len(records) > self.max_queue:
+        if not self._accepting or self.depth + len(records) > self.max_queue:
             raise RecorderFull()
         assert self._loop is not None
         futures = [self._loop.create_future() for _ in records]
-        self._queue.extend(zip(records, futures, strict=True))
-        self._work.set()
+        self._enqueue(list(zip(records, futures, strict=True)))
         return futures
+
+    def _enqueue(self, pending: list[Pending]) -> None:
+        if self._inline is not None and not self._queue:  # the thread has nothing waiting
+            self._turn.extend(pending)
+            if not self._turn_scheduled:
+                self._turn_scheduled = True
+                assert self._loop is not None
+                self._loop.call_soon(self._flush_turn)
+            return
+        self._queue.extend(pending)
+        if not self._work.is_set():
+            self._work.set()
+
+    # -- the inline path ------------------------------------------------------------------
+    def _flush_turn(self) -> None:
+        """Commit what this turn of the loop submitted, unless the lock is held elsewhere."""
+        self._turn_scheduled = False
+        batch, self._turn = self._turn, []
+        if not batch:
+            return
+        assert self._inline is not None
+        checks = [r for r, _ in batch if isinstance(r, CheckRecord)]
+        feedback = [r for r, _ in batch if isinstance(r, FeedbackRecord)]
+        try:
+            inserted = self._inline.try_write(checks, feedback)
+        except Exception as exc:
+            self._failed(batch, exc)
+            return
+        if inserted is None:  # the lock is taken: the writer thread waits for it
+            self._queue.extend(batch)
+            self._work.set()
+        elif self._syncer is not None:
+            self._syncer.after_sync(batch, inserted)
+        else:
+            self._committed(batch, inserted)
 
     async def stop(self) -> None:
         """Refuse new records, flush the queue, close the writer."""
@@ -135,6 +202,13 @@ class Recorder:
                 await self._upkeep_task
             self._upkeep_task = None
         self._upkeep_executor.shutdown(wait=True)
+        self._flush_turn()
+        if self._syncer is not None:
+            await self._syncer.stop()
+            self._syncer = None
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         if self._thread is not None:
             self._stopping = True
             self._work.set()

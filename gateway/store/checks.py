@@ -9,6 +9,7 @@ default: committed means on disk, so a caller's 200 survives a crash).
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -109,6 +110,7 @@ class CheckWriter:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._wal_fd: int | None = None
 
     def _connect(self) -> sqlite3.Connection:
         if self._closed:
@@ -157,27 +159,77 @@ class CheckWriter:
         with self._lock:
             conn = self._connect()
             schema.begin_immediate(conn, self.busy_timeout_ms)
+            return self._insert_and_commit(conn, checks, feedback)
+
+    def try_write(
+        self, checks: Sequence[CheckRecord], feedback: Sequence[FeedbackRecord] = ()
+    ) -> list[bool] | None:
+        """As :meth:`write`, but without waiting: None (nothing written) if another
+        connection holds the write lock. For the event loop's thread, which must never
+        wait for a lock."""
+        if not checks and not feedback:
+            return []
+        with self._lock:
+            conn = self._connect()
             try:
-                for start in range(0, len(checks), _ROWS_PER_INSERT):
-                    chunk = checks[start : start + _ROWS_PER_INSERT]
-                    conn.execute(
-                        _insert_checks_sql(len(chunk)),
-                        [value for c in chunk for value in _check_params(c)],
-                    )
-                inserted = [
-                    conn.execute(_INSERT_FEEDBACK, _feedback_params(f)).rowcount == 1
-                    for f in feedback
-                ]
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")  # busy_timeout is 0: fails at once if taken
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    return None
                 raise
-            return inserted
+            return self._insert_and_commit(conn, checks, feedback)
+
+    def _insert_and_commit(
+        self,
+        conn: sqlite3.Connection,
+        checks: Sequence[CheckRecord],
+        feedback: Sequence[FeedbackRecord],
+    ) -> list[bool]:
+        try:
+            for start in range(0, len(checks), _ROWS_PER_INSERT):
+                chunk = checks[start : start + _ROWS_PER_INSERT]
+                conn.execute(
+                    _insert_checks_sql(len(chunk)),
+                    [value for c in chunk for value in _check_params(c)],
+                )
+            inserted = [
+                conn.execute(_INSERT_FEEDBACK, _feedback_params(f)).rowcount == 1 for f in feedback
+            ]
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return inserted
+
+    def sync_wal(self) -> None:
+        """fsync the write-ahead log: every transaction committed before the call is then
+        on disk (what ``synchronous = FULL`` does at each commit, here once for many).
+
+        The file is reopened if it was replaced; with no log (nothing written yet, or
+        all of it checkpointed and the log removed) the database file is synced."""
+        wal = f"{self.path}-wal"
+        try:
+            inode = os.stat(wal).st_ino
+        except FileNotFoundError:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return
+        if self._wal_fd is None or os.fstat(self._wal_fd).st_ino != inode:
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+            self._wal_fd = os.open(wal, os.O_RDONLY)
+        os.fsync(self._wal_fd)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
