@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds without a commit after which the recorder counts as idle (upkeep may index).
 IDLE_AFTER = 0.25
+#: Seconds between inline attempts while the write lock is held elsewhere, and how long
+#: they go on before the batch is handed to the writer thread (which waits for the lock).
+INLINE_RETRY = 0.0005
+INLINE_PATIENCE = 0.05
 
 Pending = tuple[CheckRecord | FeedbackRecord, asyncio.Future[bool]]
 
@@ -100,6 +104,7 @@ class Recorder:
         self._syncer: WalSyncer[Pending] | None = None
         self._turn: list[Pending] = []
         self._turn_scheduled = False
+        self._busy_since: float | None = None
         self.max_queue = max_queue
         self.max_batch = max_batch
         self._queue: deque[Pending] = deque()
@@ -149,17 +154,21 @@ class Recorder:
         self._enqueue([(record, future)])
         return future
 
-    def submit_many(self, records: list[CheckRecord]) -> list[asyncio.Future[bool]]:
-        """Queue several records, all or none."""
+    def submit_many(
+        self, records: list[CheckRecord], *, background: bool = False
+    ) -> list[asyncio.Future[bool]]:
+        """Queue several records, all or none. ``background``: to the writer thread, which
+        commits them in parallel with what the caller does next (a batch check's slices),
+        instead of at the end of this turn of the loop."""
         if not self._accepting or self.depth + len(records) > self.max_queue:
             raise RecorderFull()
         assert self._loop is not None
         futures = [self._loop.create_future() for _ in records]
-        self._enqueue(list(zip(records, futures, strict=True)))
+        self._enqueue(list(zip(records, futures, strict=True)), background=background)
         return futures
 
-    def _enqueue(self, pending: list[Pending]) -> None:
-        if self._inline is not None and not self._queue:  # the thread has nothing waiting
+    def _enqueue(self, pending: list[Pending], *, background: bool = False) -> None:
+        if self._inline is not None and not self._queue and not background:
             self._turn.extend(pending)
             if not self._turn_scheduled:
                 self._turn_scheduled = True
@@ -171,6 +180,23 @@ class Recorder:
             self._work.set()
 
     # -- the inline path ------------------------------------------------------------------
+    def _lock_busy(self, batch: list[Pending]) -> None:
+        """Try again in a moment (locks are held for milliseconds: another worker's commit,
+        a step of the upkeep); after ``INLINE_PATIENCE`` the writer thread waits for it."""
+        assert self._loop is not None
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        if now - self._busy_since < INLINE_PATIENCE and self._accepting:
+            self._turn[:0] = batch  # ahead of what came since
+            if not self._turn_scheduled:
+                self._turn_scheduled = True
+                self._loop.call_later(INLINE_RETRY, self._flush_turn)
+            return
+        self._busy_since = None
+        self._queue.extend(batch)
+        self._work.set()
+
     def _flush_turn(self) -> None:
         """Commit what this turn of the loop submitted, unless the lock is held elsewhere."""
         self._turn_scheduled = False
@@ -183,11 +209,13 @@ class Recorder:
         try:
             inserted = self._inline.try_write(checks, feedback)
         except Exception as exc:
+            self._busy_since = None
             self._failed(batch, exc)
             return
-        if inserted is None:  # the lock is taken: the writer thread waits for it
-            self._queue.extend(batch)
-            self._work.set()
+        if inserted is not None:
+            self._busy_since = None
+        if inserted is None:  # the lock is taken elsewhere
+            self._lock_busy(batch)
         elif self._syncer is not None:
             self._syncer.after_sync(batch, inserted)
         else:

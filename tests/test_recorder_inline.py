@@ -155,3 +155,32 @@ def test_stop_flushes_the_turn_and_the_syncer(tmp_path: Path) -> None:
 
     assert asyncio.run(scenario()) == [True] * 50
     assert len(stored_ids(db)) == 50
+
+
+def test_a_lock_held_for_a_moment_is_waited_for_inline_not_by_the_thread(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    events: list[tuple[str, int]] = []
+    blocker = sqlite3.connect(db, isolation_level=None)
+
+    async def scenario() -> None:
+        recorder = Recorder(
+            lambda: CheckWriter(db), inline_factory=lambda: TracedWriter(db, events).open()
+        )
+        await recorder.start()
+        blocker.execute("BEGIN IMMEDIATE")  # e.g. another worker's commit, a step of upkeep
+        pending = [recorder.submit(check(n, caller)) for n in range(1, 4)]
+        await asyncio.sleep(0.01)
+        assert not any(f.done() for f in pending)
+        blocker.execute("ROLLBACK")
+        assert await asyncio.gather(*pending) == [True] * 3
+        await recorder.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        blocker.close()
+    # Committed by the inline writer once the lock was free (the thread never took them).
+    assert [kind for kind, _ in events].count("commit") == 3
