@@ -154,21 +154,17 @@ class Recorder:
         self._enqueue([(record, future)])
         return future
 
-    def submit_many(
-        self, records: list[CheckRecord], *, background: bool = False
-    ) -> list[asyncio.Future[bool]]:
-        """Queue several records, all or none. ``background``: to the writer thread, which
-        commits them in parallel with what the caller does next (a batch check's slices),
-        instead of at the end of this turn of the loop."""
+    def submit_many(self, records: list[CheckRecord]) -> list[asyncio.Future[bool]]:
+        """Queue several records, all or none."""
         if not self._accepting or self.depth + len(records) > self.max_queue:
             raise RecorderFull()
         assert self._loop is not None
         futures = [self._loop.create_future() for _ in records]
-        self._enqueue(list(zip(records, futures, strict=True)), background=background)
+        self._enqueue(list(zip(records, futures, strict=True)))
         return futures
 
-    def _enqueue(self, pending: list[Pending], *, background: bool = False) -> None:
-        if self._inline is not None and not self._queue and not background:
+    def _enqueue(self, pending: list[Pending]) -> None:
+        if self._inline is not None and not self._queue:  # the thread has nothing waiting
             self._turn.extend(pending)
             if not self._turn_scheduled:
                 self._turn_scheduled = True

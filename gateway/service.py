@@ -194,17 +194,12 @@ class CheckService:
         commit is a 503 with ``Retry-After``."""
         await self.wait(self.submit(records))
 
-    def submit(
-        self, records: list[CheckRecord], *, background: bool = False
-    ) -> list[asyncio.Future[bool]]:
-        """Queue records (all or none) without waiting; 503 if the queue is full.
-
-        ``background``: to the recorder's writer thread, which commits them while the
-        caller goes on deciding (a batch's slices), rather than at the end of this turn."""
+    def submit(self, records: list[CheckRecord]) -> list[asyncio.Future[bool]]:
+        """Queue records (all or none) without waiting; 503 if the queue is full."""
         try:
-            if len(records) == 1 and not background:
+            if len(records) == 1:
                 return [self.recorder.submit(records[0])]
-            return self.recorder.submit_many(records, background=background) if records else []
+            return self.recorder.submit_many(records) if records else []
         except RecorderFull as exc:
             raise overloaded(exc.retry_after) from None
 
