@@ -126,11 +126,16 @@ def parse_wrk(out: str) -> Run:
     return res | {"non_2xx": int(non2xx[1]) if non2xx else 0}
 
 
-def run_wrk(wrk: str, server: Server, codes: Path, key: str, opts: Any, secs: float) -> Run:
-    """One wrk run; the server tree's RSS is sampled meanwhile (peak in ``rss_kb``)."""
+def run_wrk(
+    wrk: str, server: Server, codes: Path, key: str, opts: Any, secs: float, delay_ms: float = 0
+) -> Run:
+    """One wrk run; the server tree's RSS is sampled meanwhile (peak in ``rss_kb``).
+    ``delay_ms``: each connection pauses that long before each request (a paced load)."""
     cmd = [wrk, "-t1", f"-c{opts.connections}", f"-d{secs:g}s", "--latency", "-s", str(LUA)]
     cmd += [server.url, "--", str(codes)]
     env, peak, deadline = {**os.environ, "BENCH_KEY": key}, 0, time.monotonic() + secs + 60
+    if delay_ms:
+        env["BENCH_DELAY_MS"] = f"{delay_ms:.3f}"
     with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) as proc:
         while proc.poll() is None and time.monotonic() < deadline:
             peak = max(peak, group_rss_kb(server.proc.pid))
@@ -205,6 +210,19 @@ def batch_ms(server: Server, key: str, codes: list[str], runs: int) -> list[tupl
     return times[1:]
 
 
+def paced_run(wrk: str, server: tuple[Server, Path, str], measured: list[Run], opts: Any) -> Run:
+    """The gateway paced at ``opts.paced`` of its median throughput: each connection waits
+    ``connections / target`` (less a typical latency) between requests; p50 and p99 there."""
+    target = opts.paced * statistics.median(r["rps"] for r in measured)
+    delay_ms = max(1000 * opts.connections / target - 1.0, 0.1)
+    res = run_wrk(wrk, *server, opts, opts.duration, delay_ms)
+    print(
+        f"gateway paced at {opts.paced:.0%} of its throughput ({target:,.0f} req/s wanted, "
+        f"{res['rps']:,.0f} done): p50 {res['p50_ms']:.2f} ms, p99 {res['p99_ms']:.2f} ms"
+    )
+    return res | {"target_rps": target}
+
+
 def bench(opts: Any) -> dict[str, Any]:
     wrk, run = ensure_wrk(), Path(opts.out).resolve() / "run"
     shutil.rmtree(run, ignore_errors=True)
@@ -214,6 +232,7 @@ def bench(opts: Any) -> dict[str, Any]:
     rounds: dict[str, list[Run]] = {app: [] for app in opts.apps}
     key, listed = "", ""
     batch: list[tuple[float, float]] = []
+    paced: Run = {}
     try:
         if "gateway" in opts.apps:
             key, listed = prepare_gateway(run, opts, env)
@@ -231,13 +250,18 @@ def bench(opts: Any) -> dict[str, Any]:
                 print(ROW.format(app, *(res[f] for f in STATS), res["rss_kb"] // 1024, extra))
                 if app == "gateway" and res["non_2xx"]:
                     raise servers[app][0].failed(f"{res['non_2xx']:.0f} non-2xx responses")
+        if "gateway" in opts.apps and opts.paced:
+            paced = paced_run(wrk, servers["gateway"], rounds["gateway"], opts)
         if "gateway" in opts.apps and opts.batch_runs:
             some = servers["gateway"][1].read_text().split()[: opts.batch_size]
             batch = batch_ms(servers["gateway"][0], key, some, opts.batch_runs)
     finally:
         for server, *_ in servers.values():
             server.stop()
-    return summarise(opts, rounds, batch)
+    result = summarise(opts, rounds, batch)
+    if paced:
+        result["paced"] = {k: round(v, 2) for k, v in paced.items()}
+    return result
 
 
 def summarise(
@@ -271,6 +295,8 @@ def show(result: dict[str, Any]) -> None:
         each = " ".join(f"{r['rps']:.0f}" for r in a["rounds"])
         print(ROW.format(app, a["rps"], a["p50_ms"], a["p99_ms"], a["peak_rss_mb"], each))
     print("ratios:", ", ".join(f"{name} {ratio:.3f}" for name, ratio in result["ratios"].items()))
+    if p := result.get("paced"):
+        print(f"paced at {p['rps']:,.0f} req/s: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms")
     if b := result.get("batch"):
         print(f"batch check of {b['codes']} codes ({b['calls']} calls): ", end="")
         print(f"median {b['median_ms']} ms, p95 {b['p95_ms']} ms (wall); ", end="")
@@ -290,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     add("--hit-ratio", type=float, default=0.1, help="share of the population listed")
     add("--codes", type=int, default=10_000, help="codes the gateway is queried with, half hits")
     add("--seed", type=int, default=7, help="seed of the generated data")
+    add(
+        "--paced",
+        type=float,
+        default=0.5,
+        help="pace the gateway at this share of its throughput for a latency run (0: skip)",
+    )
     add("--batch-runs", type=int, default=20, help="timed batch checks after the rounds")
     add("--batch-size", type=int, default=1000, help="codes per batch check")
     add("--apps", default=",".join(APPS), help="comma-separated subset of floor,limit,gateway")

@@ -6,10 +6,20 @@
 -- Script arguments (after --) win over the environment: BENCH_CODES (codes file, one
 -- code a line), BENCH_KEY (sent as "Authorization: Bearer <key>"; none if empty) and
 -- BENCH_MATTER (default bidding). Every request is formatted once, in init().
+-- BENCH_DELAY_MS, if set, makes each connection wait that long before each request:
+-- a paced load (about connections / (latency + delay) requests a second) for latency
+-- below saturation.
 
 local requests = {}
 local count = 0
 local index = 0
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+
+if pause then
+   function delay()
+      return pause
+   end
+end
 
 function init(args)
    local path = args[1] or os.getenv("BENCH_CODES")
