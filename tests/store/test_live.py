@@ -147,3 +147,34 @@ def test_grades_upsert_with_history_and_are_validated(tmp_path: Path) -> None:
         (uscc(2), "good", "c"),
     ]
     assert query(path, "SELECT actor FROM grades WHERE uscc = ?", (uscc(1),)) == [("c",)]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 1000])
+def test_live_records_are_the_live_subjects_raw_for_the_packed_snapshot(
+    tmp_path: Path, chunk: int
+) -> None:
+    async def scenario() -> None:
+        async with await Store.open(tmp_path / "gateway.db") as store:
+            await seed(store)
+            subjects = [s async for c in store.live_subjects() for s in c]
+            records = [r async for c in store.live_records(chunk=chunk) for r in c]
+            assert [u for u, _, _ in records] == [u for u, _, _ in subjects]
+            for (_, entries, grade), (_, raw, raw_grade) in zip(subjects, records, strict=True):
+                assert raw_grade == grade
+                # Same entries, same order (listed_on, entry_id), dates as ordinals.
+                assert raw == [
+                    (
+                        e.uscc,
+                        e.entry_id,
+                        e.list_type,
+                        e.status,
+                        e.listed_on.toordinal(),
+                        e.expires_on.toordinal() if e.expires_on else None,
+                        e.subject_name,
+                        e.authority,
+                        e.document_no,
+                    )
+                    for e in entries
+                ]
+
+    run(scenario())
