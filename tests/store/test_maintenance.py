@@ -63,3 +63,26 @@ def test_checkpoint_reports_the_wal(tmp_path: Path) -> None:
         assert frames > 0
         assert copied == frames
         maintenance.close()
+
+
+def test_under_load_upkeep_waits_for_a_lull_unless_the_backlog_or_wal_is_too_large(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "g.db"
+    caller = make_caller(db)
+    with CheckWriter(db) as writer:
+        maintenance = Maintenance(db)
+        maintenance.checkpoint()  # the migrations' pages are in the database file
+        size = db.stat().st_size
+        writer.write([check(n, caller.caller_id) for n in range(1, 201)])
+        # Busy: neither indexed nor checkpointed (the database file did not grow).
+        assert maintenance.run_once(busy=True) == 0
+        assert maintenance.pending() == 200
+        assert db.stat().st_size == size
+        # Busy, but past the limits: indexed in steps, and checkpointed.
+        assert maintenance.run_once(busy=True, backlog=100, wal_limit=1) == 200
+        assert db.stat().st_size > size
+        writer.write([check(n, caller.caller_id) for n in range(201, 211)])
+        assert maintenance.run_once(busy=False) == 10  # a lull: everything
+        assert maintenance.pending() == 0
+        maintenance.close()
