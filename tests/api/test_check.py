@@ -335,3 +335,19 @@ def test_422_for_overlong_values(client: Client, seeded: Seeded) -> None:
         422,
     )
     assert body["errors"][0]["field"] == "case_ref"
+
+
+def test_the_servers_own_time_is_in_server_timing(client: Client, seeded: Seeded) -> None:
+    single = client.get(
+        "/v1/check", params={"uscc": RESTRICTED, "matter": "bidding"}, headers=seeded.auth()
+    )
+    batch = client.post(
+        "/v1/check/batch",
+        json={"matter": "bidding", "uscc": [RESTRICTED, CLEAR]},
+        headers=seeded.auth(),
+    )
+    for response in (single, batch):
+        assert response.status_code == 200
+        found = re.fullmatch(r"app;dur=(\d+\.\d{2})", response.headers["server-timing"])
+        assert found, response.headers["server-timing"]
+        assert 0 < float(found[1]) < 10_000
