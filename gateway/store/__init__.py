@@ -14,7 +14,7 @@ from gateway.store.entries import UpsertResult
 from gateway.store.errors import EntryNotFound, InvalidTransition, SchemaError, StoreError
 from gateway.store.grades import GradeResult
 from gateway.store.keys import hash_key, key_id_of, new_key
-from gateway.store.live import LiveSubject
+from gateway.store.live import LiveRecords
 from gateway.store.maintenance import Maintenance
 from gateway.store.schema import LATEST as SCHEMA_VERSION
 from gateway.store.store import Store
@@ -25,7 +25,7 @@ __all__ = [
     "EntryNotFound",
     "GradeResult",
     "InvalidTransition",
-    "LiveSubject",
+    "LiveRecords",
     "Maintenance",
     "SchemaError",
     "Store",

@@ -17,9 +17,6 @@ from gateway.model import EntryRecord, Grade, ListEntry
 from gateway.store.rows import ENTRY_COLUMNS, GRADE_COLUMNS, entry_from_row, grade_from_row, to_json
 from gateway.store.schema import LIVE_CONDITION
 
-#: ``(uscc, live entries, grade)``
-LiveSubject: TypeAlias = tuple[str, tuple[ListEntry, ...], Grade | None]
-
 #: ``(uscc, entry records, grade)``
 LiveRecords: TypeAlias = tuple[str, list[EntryRecord], Grade | None]
 _ORDINAL: Final = "CAST(julianday({}) - 1721424.5 AS INTEGER)"  # julianday → date ordinal
@@ -62,28 +59,13 @@ async def _subjects_after(db: aiosqlite.Connection, after: str, size: int) -> li
     return sorted({r[0] for r in first} | {r[0] for r in graded})[:size]
 
 
-async def chunk_after(db: aiosqlite.Connection, after: str, size: int) -> list[LiveSubject]:
-    """The first ``size`` live subjects whose uscc sorts after ``after`` (keyset pagination).
+async def records_after(db: aiosqlite.Connection, after: str, size: int) -> list[LiveRecords]:
+    """The first ``size`` live subjects whose uscc sorts after ``after`` (keyset
+    pagination), each entry as an :data:`EntryRecord` (raw values, dates as ordinals):
+    what the packed snapshot keeps, with no object per column it does not keep.
 
     Run inside one read transaction so entries and grades agree.
     """
-    usccs = await _subjects_after(db, after, size)
-    if not usccs:
-        return []
-    last = usccs[-1]
-    entry_rows = await db.execute_fetchall(
-        f"{_LIVE_ENTRIES} AND uscc > ? AND uscc <= ? {_ORDER}", (after, last)
-    )
-    grade_rows = await db.execute_fetchall(
-        f"SELECT uscc, {GRADE_COLUMNS} FROM grades WHERE uscc > ? AND uscc <= ?", (after, last)
-    )
-    grouped = _group(entry_rows, grade_rows)
-    return [(uscc, tuple(grouped[uscc][0]), grouped[uscc][1]) for uscc in sorted(grouped)]
-
-
-async def records_after(db: aiosqlite.Connection, after: str, size: int) -> list[LiveRecords]:
-    """As :func:`chunk_after`, but each entry as an :data:`EntryRecord` (raw values, dates
-    as ordinals), for the packed snapshot: no object per column it does not keep."""
     usccs = await _subjects_after(db, after, size)
     if not usccs:
         return []

@@ -27,7 +27,7 @@ from gateway.store import callers, checks, control, entries, grades, lifecycle, 
 from gateway.store.checks import StoredCheck
 from gateway.store.entries import UpsertCounts, UpsertResult
 from gateway.store.grades import GradeResult
-from gateway.store.live import LiveRecords, LiveSubject
+from gateway.store.live import LiveRecords
 
 T = TypeVar("T")
 _Work = Callable[[aiosqlite.Connection], Awaitable[T]]
@@ -277,28 +277,20 @@ class Store:
 
     # --- for the snapshot and the feed ----------------------------------------------
 
-    def live_subjects(self, chunk: int = 10_000) -> AsyncIterator[list[LiveSubject]]:
-        """Every live subject ``(uscc, live entries, grade)``, by uscc, ``chunk`` at a time.
-
-        Each chunk is read in its own short transaction (writers are never held
-        back). To build a consistent snapshot, take :meth:`last_change_seq`
-        *before* iterating, then apply :meth:`changes_since` that seq.
+    async def live_records(self, chunk: int = 10_000) -> AsyncIterator[list[LiveRecords]]:
+        """Every live subject ``(uscc, entry records, grade)``, by uscc, ``chunk`` at a time,
+        each entry as a raw :data:`~gateway.model.EntryRecord` (what the packed snapshot
+        keeps). Each chunk is read in its own short transaction (writers are never held
+        back). To build a consistent snapshot, take :meth:`last_change_seq` *before*
+        iterating, then apply :meth:`changes_since` that seq.
         """
-        return self._live_pages(live.chunk_after, chunk)
-
-    def live_records(self, chunk: int = 10_000) -> AsyncIterator[list[LiveRecords]]:
-        """As :meth:`live_subjects`, each entry as a raw :data:`~gateway.store.live.EntryRecord`
-        (what the packed snapshot keeps), for a fast build of millions of entries."""
-        return self._live_pages(live.records_after, chunk)
-
-    async def _live_pages(
-        self, page: Callable[..., Awaitable[list[Any]]], chunk: int
-    ) -> AsyncIterator[list[Any]]:
         if chunk < 1:
             raise ValueError("chunk must be at least 1")
         after = ""
         while True:
-            subjects = await self._read(partial(page, after=after, size=chunk), snapshot=True)
+            subjects = await self._read(
+                partial(live.records_after, after=after, size=chunk), snapshot=True
+            )
             if subjects:
                 yield subjects
             if len(subjects) < chunk:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model import Grade
-from gateway.store import GradeResult, LiveSubject, Store
+from gateway.model import EntryRecord, Grade, ListEntry
+from gateway.store import GradeResult, LiveRecords, Store
 from tests.store.helpers import entry, query, run, uscc
 
 GOOD = Grade("good", "浙江省公共信用评价", date(2026, 10, 1))
@@ -40,18 +40,33 @@ async def seed(store: Store) -> dict[str, str]:
     return ids
 
 
-def shape(subjects: list[LiveSubject]) -> list[tuple[str, list[str], str | None]]:
+def shape(subjects: list[LiveRecords]) -> list[tuple[str, list[str], str | None]]:
     return [
-        (u, [e.entry_id for e in entries], grade.value if grade else None)
-        for u, entries, grade in subjects
+        (u, [record[1] for record in records], grade.value if grade else None)
+        for u, records, grade in subjects
     ]
 
 
-def test_live_subjects_hold_exactly_the_live_entries_and_grades(tmp_path: Path) -> None:
+def as_record(e: ListEntry) -> EntryRecord:
+    """What the store's raw record of ``e`` holds (dates as ordinals)."""
+    return (
+        e.uscc,
+        e.entry_id,
+        e.list_type,
+        e.status,
+        e.listed_on.toordinal(),
+        e.expires_on.toordinal() if e.expires_on else None,
+        e.subject_name,
+        e.authority,
+        e.document_no,
+    )
+
+
+def test_live_records_hold_exactly_the_live_entries_and_grades(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with await Store.open(tmp_path / "gateway.db") as store:
             ids = await seed(store)
-            chunks = [chunk async for chunk in store.live_subjects()]
+            chunks = [chunk async for chunk in store.live_records()]
             assert len(chunks) == 1
             assert shape(chunks[0]) == [
                 (uscc(1), [ids["1.active"]], None),
@@ -60,10 +75,12 @@ def test_live_subjects_hold_exactly_the_live_entries_and_grades(tmp_path: Path) 
                 (uscc(4), [], "good"),  # a grade alone makes a subject live
                 (uscc(5), [ids["5.active"]], "excellent"),
             ]
-            _, entries, _ = chunks[0][1]
-            assert [e.status for e in entries] == ["objection_pending", "active"]
+            _, records, _ = chunks[0][1]
+            assert [r[3] for r in records] == ["objection_pending", "active"]
             assert chunks[0][2][2] == GOOD
-            assert entries[1] == await store.get_entry(ids["2.future"])
+            future = await store.get_entry(ids["2.future"])
+            assert future is not None
+            assert records[1] == as_record(future)
 
     run(scenario())
 
@@ -72,14 +89,15 @@ def test_subjects_returns_the_same_view_for_chosen_subjects(tmp_path: Path) -> N
     async def scenario() -> None:
         async with await Store.open(tmp_path / "gateway.db") as store:
             ids = await seed(store)
-            everything = {u: (e, g) async for chunk in store.live_subjects() for u, e, g in chunk}
+            everything = {u: (r, g) async for chunk in store.live_records() for u, r, g in chunk}
             wanted = [uscc(5), uscc(3), uscc(1), "UNKNOWN", uscc(4), uscc(1)]
             found = await store.subjects(wanted)
             assert list(found) == [uscc(5), uscc(3), uscc(1), "UNKNOWN", uscc(4)]
             assert found[uscc(3)] == ((), None)  # repaired only: nothing live
             assert found["UNKNOWN"] == ((), None)
             for u in (uscc(1), uscc(4), uscc(5)):
-                assert found[u] == everything[u]
+                entries, grade = found[u]
+                assert ([as_record(e) for e in entries], grade) == everything[u]
             assert [e.entry_id for e in found[uscc(1)][0]] == [ids["1.active"]]
             assert await store.subjects([]) == {}
 
@@ -87,7 +105,7 @@ def test_subjects_returns_the_same_view_for_chosen_subjects(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("chunk", [1, 4, 5, 7, 30])
-def test_live_subjects_come_in_chunks_of_at_most_chunk(tmp_path: Path, chunk: int) -> None:
+def test_live_records_come_in_chunks_of_at_most_chunk(tmp_path: Path, chunk: int) -> None:
     async def scenario() -> None:
         async with await Store.open(tmp_path / "gateway.db") as store:
             # 20 subjects: entries on 0-14 (two on the even ones), grades on 10-19.
@@ -96,25 +114,25 @@ def test_live_subjects_come_in_chunks_of_at_most_chunk(tmp_path: Path, chunk: in
             await store.upsert_entries(rows, "import")
             await store.put_grades([(uscc(n), GOOD) for n in range(10, 20)], "grades")
 
-            chunks = [c async for c in store.live_subjects(chunk=chunk)]
+            chunks = [c async for c in store.live_records(chunk=chunk)]
             assert all(1 <= len(c) <= chunk for c in chunks)
             assert [len(c) for c in chunks[:-1]] == [chunk] * (len(chunks) - 1)
             flat = [s for c in chunks for s in c]
             assert [u for u, _, _ in flat] == [uscc(n) for n in range(20)]
             assert [len(e) for _, e, _ in flat] == [2 - n % 2 for n in range(15)] + [0] * 5
             assert [g is not None for _, _, g in flat] == [n >= 10 for n in range(20)]
-            whole = [c async for c in store.live_subjects(chunk=1000)]
+            whole = [c async for c in store.live_records(chunk=1000)]
             assert whole == [flat]
 
     run(scenario())
 
 
-def test_live_subjects_of_an_empty_store_and_bad_chunk(tmp_path: Path) -> None:
+def test_live_records_of_an_empty_store_and_bad_chunk(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with await Store.open(tmp_path / "gateway.db") as store:
-            assert [c async for c in store.live_subjects()] == []
+            assert [c async for c in store.live_records()] == []
             with pytest.raises(ValueError, match="chunk"):
-                [c async for c in store.live_subjects(chunk=0)]
+                [c async for c in store.live_records(chunk=0)]
 
     run(scenario())
 
@@ -147,34 +165,3 @@ def test_grades_upsert_with_history_and_are_validated(tmp_path: Path) -> None:
         (uscc(2), "good", "c"),
     ]
     assert query(path, "SELECT actor FROM grades WHERE uscc = ?", (uscc(1),)) == [("c",)]
-
-
-@pytest.mark.parametrize("chunk", [1, 2, 1000])
-def test_live_records_are_the_live_subjects_raw_for_the_packed_snapshot(
-    tmp_path: Path, chunk: int
-) -> None:
-    async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
-            await seed(store)
-            subjects = [s async for c in store.live_subjects() for s in c]
-            records = [r async for c in store.live_records(chunk=chunk) for r in c]
-            assert [u for u, _, _ in records] == [u for u, _, _ in subjects]
-            for (_, entries, grade), (_, raw, raw_grade) in zip(subjects, records, strict=True):
-                assert raw_grade == grade
-                # Same entries, same order (listed_on, entry_id), dates as ordinals.
-                assert raw == [
-                    (
-                        e.uscc,
-                        e.entry_id,
-                        e.list_type,
-                        e.status,
-                        e.listed_on.toordinal(),
-                        e.expires_on.toordinal() if e.expires_on else None,
-                        e.subject_name,
-                        e.authority,
-                        e.document_no,
-                    )
-                    for e in entries
-                ]
-
-    run(scenario())
