@@ -61,25 +61,7 @@ def as_checked(subject: Subject) -> Subject:
     >>> as_checked(Subject((e,), None)).entries[0].reason
     ''
     """
-    return Subject(
-        tuple(
-            [
-                ListEntry(
-                    entry_id=e.entry_id,
-                    uscc=e.uscc,
-                    list_type=e.list_type,
-                    listed_on=e.listed_on,
-                    expires_on=e.expires_on,
-                    status=e.status,
-                    subject_name=e.subject_name,
-                    authority=e.authority,
-                    document_no=e.document_no,
-                )
-                for e in subject.entries
-            ]
-        ),
-        subject.grade,
-    )
+    return Subject(tuple([_entry(e.uscc, _record(e)) for e in subject.entries]), subject.grade)
 
 
 def _slot_hash(key: bytes) -> int:
@@ -393,12 +375,3 @@ class CompactSubjects:
         """Subjects saved by :meth:`odd_packed` (with these strings), when loading."""
         for uscc, record in odd:
             self._odd[uscc] = self._unpack(uscc, record)
-
-    def memory_bytes(self) -> int:
-        """What the packed arrays hold (not counting the odd codes)."""
-        return (
-            self._table.itemsize * len(self._table)
-            + len(self._keys)
-            + len(self._payload)
-            + self._offsets.itemsize * len(self._offsets)
-        )

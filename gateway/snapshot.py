@@ -87,11 +87,6 @@ class Snapshot:
 
     # --- the initial build ----------------------------------------------------------
 
-    def load(self, subjects: Mapping[str, Subject]) -> None:
-        """Add subjects during the initial build (before any delta)."""
-        for uscc, subject in subjects.items():
-            self.load_subject(uscc, subject.entries, subject.grade)
-
     def load_subject(self, uscc: str, entries: tuple[ListEntry, ...], grade: Grade | None) -> None:
         if self._builder is None:
             self._builder = CompactBuilder()
@@ -105,15 +100,7 @@ class Snapshot:
     async def finish_load(self, version: int) -> None:
         """Pack what was loaded (yielding to the event loop as it goes) and serve it."""
         builder, self._builder = self._builder or CompactBuilder(), None
-        steps = builder.finishing()
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                self._base = done.value
-                break
-            await asyncio.sleep(0)
-        self.use(self._base, version, builder.entry_count)
+        self.use(await _pack(builder), version, builder.entry_count)
         self.loaded = True
         if self.on_packed is not None:
             self.on_packed(self._base, version, self.entry_count)
@@ -190,14 +177,7 @@ class Snapshot:
             for uscc, latest in frozen.items():
                 if latest is not None:
                     builder.add(uscc, latest.entries, latest.grade)
-            steps = builder.finishing()
-            while True:
-                try:
-                    next(steps)
-                except StopIteration as done:
-                    packed: CompactSubjects = done.value
-                    break
-                await asyncio.sleep(0)
+            packed = await _pack(builder)
             # One synchronous step: what changed meanwhile stays in the changed layer.
             self._base = packed
             self._changed = {
@@ -220,3 +200,15 @@ class Snapshot:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def _pack(builder: CompactBuilder) -> CompactSubjects:
+    """``builder.finish()`` in steps, yielding to the event loop between them."""
+    steps = builder.finishing()
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            packed: CompactSubjects = done.value
+            return packed
+        await asyncio.sleep(0)

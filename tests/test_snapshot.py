@@ -26,7 +26,8 @@ def subject(n: int, list_type: str = "court_defaulter") -> Subject:
 
 def test_a_large_delta_is_visible_whole_at_once_and_merged_in_slices() -> None:
     snapshot = Snapshot()
-    snapshot.load({f"U{n}": subject(n) for n in range(10)})
+    for n in range(10):
+        snapshot.load_subject(f"U{n}", *subject(n))
     asyncio.run(snapshot.finish_load(5))
     size = SMALL_DELTA * 3
     delta: dict[str, Subject | None] = {
@@ -68,7 +69,7 @@ def test_a_large_delta_is_visible_whole_at_once_and_merged_in_slices() -> None:
 
 def test_a_subject_with_nothing_left_leaves_the_index() -> None:
     snapshot = Snapshot()
-    snapshot.load({"U1": subject(1)})
+    snapshot.load_subject("U1", *subject(1))
     asyncio.run(snapshot.finish_load(1))
     asyncio.run(snapshot.apply({"U1": Subject((), None), "U2": Subject((), Grade("good"))}, 3))
     assert snapshot.lookup("U1") is None

@@ -11,7 +11,7 @@ stage their rows in a TEMP table of the same shape and go through the same
 statements.
 
 >>> from datetime import date
->>> from gateway.model import EntryInput
+>>> from gateway.model import ENTRY_FIELDS, EntryInput
 >>> staged_row(7, "0190", EntryInput(uscc="91350100M000100Y43", list_type="court_defaulter",
 ...     listed_on=date(2026, 3, 1), source="court", source_id="A-1"))[:4]
 (7, '0190', '91350100M000100Y43', '')
@@ -26,26 +26,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.model import EntryInput
+from gateway.model import ENTRY_FIELDS, EntryInput
 from gateway.store.rows import new_ids
 
 #: What a staged row holds, in order: the file's row number, the id the entry gets if it
-#: is new, then the columns of ``entries`` that an import sets.
-STAGED_COLUMNS: Final = (
-    "row",
-    "entry_id",
-    "uscc",
-    "subject_name",
-    "list_type",
-    "authority",
-    "reason",
-    "basis",
-    "document_no",
-    "listed_on",
-    "expires_on",
-    "source",
-    "source_id",
-)
+#: is new, then the columns of ``entries`` that an import sets (the canonical fields).
+STAGED_COLUMNS: Final = ("row", "entry_id", *ENTRY_FIELDS)
 #: The columns an import may change on an existing entry (all but the key).
 CANONICAL_COLUMNS: Final = STAGED_COLUMNS[2:-2]
 
