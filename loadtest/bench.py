@@ -157,15 +157,29 @@ def gateway_cli(args: list[str], env: dict[str, str], timeout: float) -> str:
     return (done.stdout.strip().splitlines() or [""])[-1].strip()
 
 
-def prepare_gateway(run: Path, opts: Any, env: dict[str, str]) -> tuple[str, str]:
-    """Data, database and key; return the key and one listed code."""
-    entries, _, n = datagen.write_all(run, opts.subjects, opts.hit_ratio, opts.codes, opts.seed)
-    print(f"data: {opts.subjects} subjects, {n} listed; {opts.codes} codes to query, half hits")
-    print("import:", gateway_cli(["import", str(entries)], env, timeout=900))
-    scopes = ["--caller", "bench", "--department", "bench", "--scopes", "check,feedback"]
-    key = gateway_cli(["keys", "create", *scopes], env, timeout=120)
+def create_key(env: dict[str, str], caller: str, scopes: str) -> str:
+    """``python -m gateway keys create`` for a load tool; the key printed alone."""
+    who = ["--caller", caller, "--department", caller, "--scopes", scopes]
+    key = gateway_cli(["keys", "create", *who], env, timeout=120)
     if not key or " " in key:
         raise BenchError(f"keys create: expected the key alone on the last line, got {key!r}")
+    return key
+
+
+def load_population(
+    out: Path, opts: Any, env: dict[str, str], caller: str
+) -> tuple[Path, Path, str]:
+    """The ``loadtest.datagen`` population imported into ``GATEWAY_DB`` and a key with
+    check and feedback scopes: the entries file, the codes file and the key."""
+    entries, codes, n = datagen.write_all(out, opts.subjects, opts.hit_ratio, opts.codes, opts.seed)
+    print(f"data: {opts.subjects} subjects, {n} listed; {opts.codes} codes to query, half hits")
+    print("import:", gateway_cli(["import", str(entries)], env, timeout=900))
+    return entries, codes, create_key(env, caller, "check,feedback")
+
+
+def prepare_gateway(run: Path, opts: Any, env: dict[str, str]) -> tuple[str, str]:
+    """Data, database and key; return the key and one listed code."""
+    entries, _, key = load_population(run, opts, env, "bench")
     return key, entries.read_text(encoding="utf-8").splitlines()[1].split(",", 1)[0]
 
 

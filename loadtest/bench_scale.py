@@ -30,7 +30,7 @@ from gateway.identifiers.uscc import calc_check_digit, calc_organisation_check_d
 from gateway.model import EntryInput
 from gateway.store import Store
 from gateway.store.staging import StagingFile
-from loadtest.bench import REPO, Server, ensure_wrk, fetch, gateway_cli, run_wrk
+from loadtest.bench import REPO, Server, create_key, ensure_wrk, fetch, run_wrk
 from loadtest.datagen import LIST_DETAILS, OTHER_LIST_TYPES, REGIONS
 
 #: Regions of listed subjects (sorted: codes are generated in increasing order).
@@ -110,11 +110,7 @@ def prepare(out: Path, entries: int) -> tuple[Path, str, Path]:
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         print(f"generating {entries:,} entries into {db} ...")
         listed = populate(db, entries)
-        key = gateway_cli(
-            ["keys", "create", "--caller", "bench", "--department", "bench", "--scopes", "check"],
-            env,
-            timeout=300,
-        )
+        key = create_key(env, "bench", "check")
         meta.write_text(json.dumps({"key": key, "listed": listed}))
     data = json.loads(meta.read_text())
     rnd = random.Random(3)

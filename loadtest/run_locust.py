@@ -21,8 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadtest import datagen
-from loadtest.bench import REPO, BenchError, Server, gateway_cli
+from loadtest.bench import REPO, BenchError, Server, load_population
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 #: Files of a previous run in ``--out``, removed first (the directory itself is kept).
@@ -63,13 +62,7 @@ def run_time(value: str) -> str:
 
 def prepare(out: Path, opts: Any, env: dict[str, str]) -> tuple[Path, str]:
     """Population, database and key; return the codes file and the key."""
-    entries, codes, n = datagen.write_all(out, opts.subjects, opts.hit_ratio, opts.codes, opts.seed)
-    print(f"data: {opts.subjects} subjects, {n} listed; {opts.codes} codes to query, half hits")
-    print("import:", gateway_cli(["import", str(entries)], env, timeout=900))
-    who = ["--caller", "locust", "--department", "locust", "--scopes", "check,feedback"]
-    key = gateway_cli(["keys", "create", *who], env, timeout=120)
-    if not key or " " in key:
-        raise BenchError(f"keys create: expected the key alone on the last line, got {key!r}")
+    _, codes, key = load_population(out, opts, env, "locust")
     return codes, key
 
 
