@@ -208,11 +208,11 @@ class Recorder:
             self._busy_since = None
             self._failed(batch, exc)
             return
-        if inserted is not None:
-            self._busy_since = None
         if inserted is None:  # the lock is taken elsewhere
             self._lock_busy(batch)
-        elif self._syncer is not None:
+            return
+        self._busy_since = None
+        if self._syncer is not None:
             self._syncer.after_sync(batch, inserted)
         else:
             self._committed(batch, inserted)
