@@ -139,7 +139,9 @@ class Recorder:
         if self._inline_factory is not None:
             self._inline = await asyncio.to_thread(self._inline_factory)
             if self._durable:
-                self._syncer = WalSyncer(self._loop, self._inline, self._committed, self._failed)
+                self._syncer = WalSyncer(
+                    self._loop, self._inline, self._committed, self._failed, self._sync_idle
+                )
                 self._syncer.start()
         self._accepting = True
         if self._upkeep_factory is not None:
@@ -193,12 +195,29 @@ class Recorder:
         self._queue.extend(batch)
         self._work.set()
 
+    def _sync_idle(self) -> None:
+        """The fsync under way is over: commit what was held back meanwhile."""
+        if self._turn and not self._turn_scheduled:
+            self._flush_turn()
+
     def _flush_turn(self) -> None:
-        """Commit what this turn of the loop submitted, unless the lock is held elsewhere."""
+        """Commit what this turn of the loop submitted, unless the lock is held elsewhere.
+
+        While the syncer's fsync runs, the records wait (at most ``max_batch`` of them):
+        they would wait for the next fsync anyway, and one commit for all of them writes
+        the log's pages once (see ``gateway.walsync``)."""
         self._turn_scheduled = False
-        batch, self._turn = self._turn, []
-        if not batch:
+        if not self._turn:
             return
+        syncer = self._syncer
+        if (
+            syncer is not None
+            and syncer.busy
+            and self._accepting
+            and len(self._turn) < self.max_batch
+        ):
+            return  # _sync_idle commits them
+        batch, self._turn = self._turn, []
         assert self._inline is not None
         checks = [r for r, _ in batch if isinstance(r, CheckRecord)]
         feedback = [r for r, _ in batch if isinstance(r, FeedbackRecord)]

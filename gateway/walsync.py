@@ -9,6 +9,12 @@ records are recorded. A batch handed over while an fsync runs waits for the next
 one, so every acknowledged record was on disk before its acknowledgement; and one
 fsync serves however many batches the loop committed meanwhile.
 
+While an fsync runs, :attr:`WalSyncer.busy` is true and the recorder holds back its
+next commit until the fsync's batches are resolved (``on_idle``): records submitted
+meanwhile would wait for the next fsync anyway, and committed together they write
+the log's pages once for all of them instead of once per turn of the loop, so the
+next fsync has fewer bytes to flush.
+
 If the fsync fails, every batch it was to cover fails: its callers get 503 and the
 records count as not recorded (they may still be in the log; a retry is answered
 from the store, see the API's idempotency).
@@ -36,11 +42,15 @@ class WalSyncer(Generic[Item]):
         log: Syncable,
         done: Callable[[list[Item], list[bool]], None],
         failed: Callable[[list[Item], Exception], None],
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         self._loop = loop
         self._log = log
         self._done = done
         self._failed = failed
+        self._on_idle = on_idle
+        self._rounds_taken = 0  # fsync rounds begun (thread) and resolved (loop)
+        self._rounds_resolved = 0
         self._waiting: deque[tuple[list[Item], list[bool]]] = deque()
         self._event = threading.Event()
         self._stopping = False
@@ -51,6 +61,11 @@ class WalSyncer(Generic[Item]):
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="wal-sync", daemon=True)
         self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        """An fsync is under way whose batches the loop has not yet resolved."""
+        return self._rounds_taken != self._rounds_resolved
 
     def after_sync(self, batch: list[Item], inserted: list[bool]) -> None:
         """Resolve ``batch`` (committed) once the log is on disk. Loop thread only."""
@@ -77,6 +92,7 @@ class WalSyncer(Generic[Item]):
                 self._event.clear()
                 continue  # look again: the event may have been set before it was cleared
             taken = [waiting.popleft() for _ in range(len(waiting))]
+            self._rounds_taken += 1
             try:
                 self._log.sync_wal()
             except Exception as exc:
@@ -89,8 +105,15 @@ class WalSyncer(Generic[Item]):
         for batch, inserted in taken:
             self.depth -= len(batch)
             self._done(batch, inserted)
+        self._round_over()
 
     def _fail_all(self, taken: list[tuple[list[Item], list[bool]]], exc: Exception) -> None:
         for batch, _ in taken:
             self.depth -= len(batch)
             self._failed(batch, exc)
+        self._round_over()
+
+    def _round_over(self) -> None:
+        self._rounds_resolved += 1
+        if self._on_idle is not None and not self.busy:
+            self._on_idle()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,18 @@ from tests.test_recorder import stored_ids
 class TracedWriter(CheckWriter):
     """A real writer that notes, in order, each inline commit and each log sync."""
 
-    def __init__(self, db: Path, events: list[tuple[str, int]], fail_sync: bool = False) -> None:
+    def __init__(
+        self,
+        db: Path,
+        events: list[tuple[str, int]],
+        fail_sync: bool = False,
+        sync_seconds: float = 0.0,
+    ) -> None:
         super().__init__(db, synchronous="NORMAL")
         self.events = events
         self.fail_sync = fail_sync
+        self.sync_seconds = sync_seconds  # a slow disk
+        self.transactions = 0
         self._events_lock = threading.Lock()
 
     def try_write(
@@ -34,6 +43,7 @@ class TracedWriter(CheckWriter):
         result = super().try_write(checks, feedback)
         if result is not None:
             with self._events_lock:
+                self.transactions += 1
                 self.events.extend(("commit", 0) for _ in checks)
         return result
 
@@ -42,6 +52,7 @@ class TracedWriter(CheckWriter):
             self.events.append(("sync-start", len(self.events)))
         if self.fail_sync:
             raise OSError(5, "Input/output error")
+        time.sleep(self.sync_seconds)
         super().sync_wal()
 
 
@@ -87,6 +98,30 @@ def test_every_acknowledged_record_was_synced_after_its_commit(tmp_path: Path) -
     got = sorted(acknowledged_after.values())
     assert all(g >= n + 1 for g, n in zip(got, needed, strict=True))
     assert syncs < 300, "one fsync serves several commits"
+
+
+def test_records_submitted_during_an_fsync_are_committed_together_after_it(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    writer = TracedWriter(db, [], sync_seconds=0.05)
+
+    async def scenario() -> None:
+        recorder = Recorder(lambda: CheckWriter(db), inline_factory=lambda: writer.open())
+        await recorder.start()
+        futures = [recorder.submit(check(1, caller))]  # its fsync takes 50 ms
+        await asyncio.sleep(0.005)
+        for turn in range(20):  # 20 turns of the loop during that fsync, 5 checks each
+            futures += [recorder.submit(check(2 + turn * 5 + n, caller)) for n in range(5)]
+            await asyncio.sleep(0.001)
+        assert writer.transactions == 1, "held back while the fsync runs"
+        assert all(await asyncio.gather(*futures))
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert len(stored_ids(db)) == 101
+    assert writer.transactions == 2  # the first check, then the 100 held back, in one
 
 
 def test_a_held_lock_sends_the_turn_to_the_writer_thread(tmp_path: Path) -> None:
