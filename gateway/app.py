@@ -20,6 +20,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 import gateway
+from gateway.api import admin_keys
 from gateway.api.admin import reload_catalog
 from gateway.api.check import check_batch, check_handler, check_route
 from gateway.api.docs import merge_check_docs
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             put_grade,
             get_subject,
             reload_catalog,
+            *admin_keys.ROUTES,
         ],
         lifespan=[lifespan],
         exception_handlers={

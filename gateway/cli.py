@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway import cli_keys
 from gateway.settings import Settings, SettingsError
 from measures_catalog import Catalog, CatalogError, load
 
@@ -22,17 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
 
-    keys = commands.add_parser("keys", help="API keys of calling systems")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", help="create a key; it is printed once, last")
-    create.add_argument("--caller", required=True, help="calling system, e.g. 省政务服务网审批系统")
-    create.add_argument("--department", required=True, help="its department (响应部门)")
-    create.add_argument(
-        "--scopes", required=True, help="comma-separated: check, feedback, lists, reports, admin"
-    )
-    key_commands.add_parser("list", help="list keys (never the keys themselves)")
-    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("key_id")
+    cli_keys.add_commands(commands)
 
     imp = commands.add_parser(
         "import", help="import list entries or grades from a file (CSV, JSONL, XLSX)"
@@ -99,8 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.command == "serve":
             return serve(settings, args.host, args.port, args.workers)
-        if args.command == "keys":
-            return asyncio.run(_keys(settings, args))
+        if args.command in ("keys", "audit"):
+            return asyncio.run(cli_keys.run(settings, args))
         if args.command == "pull":
             return asyncio.run(_pull(settings, args))
         if args.command == "import":
@@ -121,6 +112,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     from granian.constants import Interfaces
 
     os.environ["GATEWAY_DB"] = settings.db
+    os.environ["GATEWAY_WORKERS"] = str(workers)  # each enforces its share of rate limits
     server = Granian(
         "gateway.app:create_app",
         factory=True,
@@ -147,45 +139,13 @@ def reload_on_signal(settings: Settings) -> None:
     except CatalogError as exc:
         print(f"SIGHUP: catalog refused, the one in force stays:\n{exc}", file=sys.stderr)
         return
-    generation = bump_sync(settings.db, CATALOG_KEY, catalog.version, "SIGHUP")
+    generation = bump_sync(
+        settings.db, CATALOG_KEY, catalog.version, "SIGHUP", audit_action="catalog.reload"
+    )
     print(
         f"SIGHUP: catalog {catalog.version} announced to every worker (generation {generation})",
         file=sys.stderr,
     )
-
-
-async def _keys(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.store import Store
-
-    store = await Store.open(settings.db)
-    try:
-        if args.keys_command == "create":
-            scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
-            try:
-                caller, key = await store.create_key(args.caller, args.department, scopes)
-            except ValueError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
-            print(
-                f"caller {caller.caller_id}: {caller.name} ({caller.department}); "
-                f"scopes {','.join(sorted(caller.scopes))}; key id {caller.key_id}"
-            )
-            print("the key is shown once; store it now:")
-            print(key)
-        elif args.keys_command == "list":
-            columns = ("key_id", "caller", "department", "scopes", "created_at", "revoked_at")
-            print("\t".join(columns))
-            for row in await store.list_keys():
-                row = {**row, "scopes": ",".join(row.get("scopes") or [])}
-                print("\t".join(str(row.get(k) or "") for k in columns))
-        else:
-            if not await store.revoke_key(args.key_id):
-                print(f"error: no active key {args.key_id!r}", file=sys.stderr)
-                return 1
-            print(f"revoked {args.key_id}")
-        return 0
-    finally:
-        await store.close()
 
 
 async def _pull(settings: Settings, args: argparse.Namespace) -> int:

@@ -80,7 +80,9 @@ class CatalogReloader:
     async def reload_everywhere(self, actor: str) -> tuple[Catalog, Catalog, int]:
         """Reload here (raises CatalogError, nothing changed), then tell every worker."""
         previous, catalog = await self.reload_here()
-        self.seen = await self.runtime.store.bump_control(CATALOG_KEY, catalog.version, actor)
+        self.seen = await self.runtime.store.bump_control(
+            CATALOG_KEY, catalog.version, actor, audit_action="catalog.reload"
+        )
         log.info(
             "catalog %s → %s (generation %d, by %s)",
             previous.version,

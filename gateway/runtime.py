@@ -7,6 +7,7 @@ import logging
 from gateway import feed
 from gateway.api.auth import KeyRing
 from gateway.jobs import CatalogReloader, ExpirySweep
+from gateway.ratelimit import RateLimits
 from gateway.recorder import Recorder
 from gateway.service import CheckService
 from gateway.settings import Settings
@@ -39,7 +40,10 @@ class Runtime:
         settings = self.settings
         self.catalog_json = catalog_view(self.catalog)
         self.store = await Store.open(settings.db)
-        self.keys = KeyRing(self.store, settings.keys_refresh)
+        limits = RateLimits(
+            settings.rate_limit or None, settings.rate_burst or None, settings.workers
+        )
+        self.keys = KeyRing(self.store, settings.keys_refresh, limits)
         await self.keys.load()
         await feed.build(self.store, self.snapshot, settings.snapshot_path)
         self.recorder = Recorder(

@@ -42,8 +42,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Where the packed snapshot is saved for fast starts: empty means ``<db>.snapshot``,
     #: ``off`` never saves nor reads one.
     snapshot_file: str = ""
-    #: Seconds between two reloads of the API keys from the store.
-    keys_refresh: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    #: Seconds between two looks at the store for changed API keys (a revoked key fails
+    #: on every worker within this).
+    keys_refresh: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    #: Requests a second allowed to a key that has no limit of its own; 0: no limit.
+    rate_limit: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    #: Burst allowed above that rate (requests); 0: one second's worth.
+    rate_burst: Annotated[int, msgspec.Meta(ge=0)] = 0
+    #: Worker processes serving (set by ``serve --workers``): each enforces its share of
+    #: every rate limit.
+    workers: Annotated[int, msgspec.Meta(ge=1)] = 1
 
     @property
     def snapshot_path(self) -> Path | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.model import Caller
-from gateway.store import Store, hash_key
+from gateway.store import Store, key_id_of, matches
 from tests.fixtures import run_gateway as gateway
 
 HEADER = "uscc,subject_name,list_type,authority,document_no,listed_on,expires_on,source,source_id"
@@ -50,9 +50,22 @@ def entries_of(db: Path, *usccs: str) -> dict[str, list[str]]:
 
 
 def active_keys(db: Path) -> dict[str, Caller]:
+    """The keys in force, by id."""
+
     async def go() -> dict[str, Caller]:
         async with await Store.open(db) as store:
-            return await store.keys_by_hash()
+            return {k: v.caller for k, v in (await store.keys_in_force()).items()}
+
+    return asyncio.run(go())
+
+
+def stored_digest(db: Path, key: str) -> str | None:
+    """What the store keeps of ``key``, if it is in force."""
+
+    async def go() -> str | None:
+        async with await Store.open(db) as store:
+            found = (await store.keys_in_force()).get(key_id_of(key) or "")
+        return found.digest if found and matches(key, found.salt, found.digest) else None
 
     return asyncio.run(go())
 
@@ -208,7 +221,9 @@ def test_keys_create_prints_the_key_alone_last_and_stores_only_its_hash(tmp_path
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith(db.name))
     assert key.encode() not in stored
     assert key.split("_", 2)[2].encode() not in stored
-    assert hash_key(key).encode() in stored  # the grep does see what the store keeps
+    digest = stored_digest(db, key)
+    assert digest is not None
+    assert digest.encode() in stored  # the grep does see what the store keeps
     (caller,) = active_keys(db).values()
     assert (caller.name, caller.department) == ("省政务服务网审批系统", "省政务服务中心")
     assert caller.key_id == match.group(1)
@@ -237,11 +252,12 @@ def test_keys_list_shows_ids_never_keys_or_hashes_and_revoke_takes_keys_out(
     for key in keys:
         assert key not in listing.stdout
         assert key.split("_", 2)[2] not in listing.stdout
-        assert hash_key(key) not in listing.stdout
+        assert str(stored_digest(db, key)) not in listing.stdout
     revoked = gateway(db, "keys", "revoke", first_id)
     assert revoked.returncode == 0, revoked.stderr
     assert first_id in revoked.stdout
-    assert set(active_keys(db)) == {hash_key(keys[1])}
+    assert set(active_keys(db)) == {second_id}
+    assert stored_digest(db, keys[0]) is None
     again = gateway(db, "keys", "revoke", first_id)
     assert again.returncode == 1
     assert f"no active key {first_id!r}" in again.stderr
@@ -257,5 +273,5 @@ def test_keys_create_with_a_bad_scope_fails_clearly_and_creates_nothing(tmp_path
     assert not KEY.search(result.stdout)
     assert active_keys(db) == {}
     assert gateway(db, "keys", "list").stdout.splitlines() == [
-        "key_id\tcaller\tdepartment\tscopes\tcreated_at\trevoked_at"
+        "key_id\tcaller\tdepartment\tscopes\tcreated_at\trevoked_at\texpires_at\trate_per_second"
     ]

@@ -1,18 +1,28 @@
 """API keys: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 
-The store keeps only SHA-256 hashes of keys; each worker holds the hashes of
-the keys in force and reloads them every ``keys_refresh`` seconds, so a key
-created or revoked on the command line takes effect without a restart.
+The store keeps a salted HMAC of each key (``gateway.store.keys``). Each worker
+holds the keys not revoked, by their public id, and watches the store's ``keys``
+generation every ``keys_refresh`` seconds (a one-row read): any change made
+through the CLI or the admin API moves it, and the worker reloads, so a revoked
+key fails on every worker within that interval (0.5 s by default). A key past
+its expiry fails at once (checked at each request). Each key may have its own
+rate limit (``gateway.ratelimit``); past it the answer is 429 with
+``Retry-After``.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable
+from datetime import datetime
 
 from gateway.jobs import Periodic
 from gateway.model import Caller
-from gateway.problems import forbidden, unauthorized
-from gateway.store import Store, hash_key
+from gateway.problems import Problem, forbidden, unauthorized
+from gateway.ratelimit import RateLimits
+from gateway.store import KeyInForce, Store, key_id_of, matches
+from gateway.store.callers import KEYS_CONTROL
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -27,15 +37,41 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def rate_limited(key_id: str, wait: float) -> Problem:
+    return Problem(
+        429,
+        "rate-limited",
+        "Too many requests",
+        f"the key {key_id} is over its rate limit; retry in {wait:.2f} s",
+        headers={"retry-after": str(max(1, math.ceil(wait)))},
+    )
+
+
 class KeyRing:
-    def __init__(self, store: Store, refresh: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        refresh: float = 0.5,
+        limits: RateLimits | None = None,
+    ) -> None:
         self.store = store
         self.refresh_interval = refresh
-        self.by_hash: dict[str, Caller] = {}
-        self._refresh = Periodic("key-refresh", refresh, self.load)
+        self.by_id: dict[str, KeyInForce] = {}
+        self.generation = -1
+        self.limits = limits or RateLimits(None, None, 1)
+        self._refresh = Periodic("key-refresh", refresh, self.poll)
 
     async def load(self) -> None:
-        self.by_hash = await self.store.keys_by_hash()
+        """Read every key in force (the generation first: no change is missed)."""
+        generation, _ = await self.store.control_generation(KEYS_CONTROL)
+        self.by_id = await self.store.keys_in_force()
+        self.generation = generation
+        self.limits.forget(set(self.by_id))
+
+    async def poll(self) -> None:
+        generation, _ = await self.store.control_generation(KEYS_CONTROL)
+        if generation != self.generation:
+            await self.load()
 
     def start(self) -> None:
         self._refresh.start()
@@ -44,15 +80,23 @@ class KeyRing:
         await self._refresh.stop()
 
     def authenticate(self, headers: Iterable[tuple[bytes, bytes]], scope: str | None) -> Caller:
-        """The caller of a request, which must hold ``scope`` (None: any valid key)."""
+        """The caller of a request, which must hold ``scope`` (None: any valid key) and be
+        within its rate limit."""
         key = presented_key(headers)
         if key is None:
             raise unauthorized(
                 "send the API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
             )
-        caller = self.by_hash.get(hash_key(key))
-        if caller is None:
+        found = self.by_id.get(key_id_of(key) or "")
+        if found is None or not matches(key, found.salt, found.digest):
             raise unauthorized("the API key is unknown or revoked")
-        if scope is not None and scope not in caller.scopes:
+        now = time.time()
+        if found.expires_at is not None and now >= found.expires_at:
+            ended = datetime.fromtimestamp(found.expires_at).astimezone().isoformat()
+            raise unauthorized(f"the API key {found.key_id} expired at {ended}")
+        if scope is not None and scope not in found.caller.scopes:
             raise forbidden(scope)
-        return caller
+        wait = self.limits.wait(found.key_id, found.rate_per_second, found.burst, time.monotonic())
+        if wait:
+            raise rate_limited(found.key_id, wait)
+        return found.caller

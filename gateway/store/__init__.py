@@ -4,16 +4,17 @@
   grades, what the snapshot and the feed load, reads of checks and feedback.
 * :class:`CheckWriter` (sync): the recorder's group-commit writer of checks
   and feedback, on its own connection in its own thread.
-* :func:`hash_key`: what a presented API key is looked up by.
+* :func:`key_digest`, :func:`matches`: what is kept of an API key, and its check.
 """
 
 from __future__ import annotations
 
+from gateway.store.callers import KeyInForce, KeyLimits, KeyNotFound
 from gateway.store.checks import CheckWriter, StoredCheck
 from gateway.store.entries import UpsertResult
 from gateway.store.errors import EntryNotFound, InvalidTransition, SchemaError, StoreError
 from gateway.store.grades import GradeResult
-from gateway.store.keys import hash_key, key_id_of, new_key
+from gateway.store.keys import key_digest, key_id_of, matches, new_key
 from gateway.store.live import LiveRecords
 from gateway.store.maintenance import Maintenance
 from gateway.store.schema import LATEST as SCHEMA_VERSION
@@ -25,6 +26,9 @@ __all__ = [
     "EntryNotFound",
     "GradeResult",
     "InvalidTransition",
+    "KeyInForce",
+    "KeyLimits",
+    "KeyNotFound",
     "LiveRecords",
     "Maintenance",
     "SchemaError",
@@ -32,7 +36,8 @@ __all__ = [
     "StoreError",
     "StoredCheck",
     "UpsertResult",
-    "hash_key",
+    "key_digest",
     "key_id_of",
+    "matches",
     "new_key",
 ]

@@ -1,16 +1,53 @@
-"""Callers and their API keys (SQL). Run inside the store's transactions."""
+"""Callers and their API keys (SQL). Run inside the store's transactions.
+
+Every change of a key is written with its audit line and bumps the ``keys``
+generation (``control``), in one transaction: workers reload their keys when the
+generation moves, so a revocation is in force everywhere within their poll interval.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 import aiosqlite
+import msgspec
 
 from gateway.model import SCOPES, Caller
-from gateway.store.keys import hash_key, new_key
+from gateway.store import audit, control
+from gateway.store.errors import StoreError
+from gateway.store.keys import key_digest, new_key, new_salt
 from gateway.store.rows import now_iso
+
+#: The ``control`` key whose generation moves at every change of a key.
+KEYS_CONTROL: Final = "keys"
+
+
+class KeyNotFound(StoreError):
+    """No key in force has this id (never created, revoked or expired)."""
+
+
+class KeyInForce(msgspec.Struct, frozen=True, gc=False):
+    """What a worker needs to authenticate a key: never the key itself."""
+
+    key_id: str
+    salt: str
+    digest: str
+    caller: Caller
+    #: POSIX seconds after which the key is refused; None: no end.
+    expires_at: float | None = None
+    rate_per_second: float | None = None
+    burst: int | None = None
+
+
+class KeyLimits(msgspec.Struct, frozen=True):
+    """Per-key settings given at creation or changed later (None: the default)."""
+
+    expires_at: datetime | None = None
+    rate_per_second: float | None = None
+    burst: int | None = None
 
 
 def normalize_scopes(scopes: Iterable[str]) -> frozenset[str]:
@@ -34,11 +71,7 @@ def _scopes_set(text: str) -> frozenset[str]:
     return frozenset(s for s in text.split(",") if s)
 
 
-async def create_key(
-    db: aiosqlite.Connection, name: str, department: str, scopes: frozenset[str]
-) -> tuple[Caller, str]:
-    """Insert (or reuse) the caller and a new key; the plaintext key is returned only here."""
-    now = now_iso()
+async def _caller_id(db: aiosqlite.Connection, name: str, department: str, now: str) -> int:
     await db.execute(
         "INSERT INTO callers (name, department, created_at) VALUES (?, ?, ?) "
         "ON CONFLICT (name, department) DO NOTHING",
@@ -49,54 +82,199 @@ async def create_key(
             "SELECT caller_id FROM callers WHERE name = ? AND department = ?", (name, department)
         )
     )
-    caller_id = int(rows[0][0])
+    return int(rows[0][0])
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone().isoformat(timespec="milliseconds")
+
+
+async def _insert_key(
+    db: aiosqlite.Connection,
+    caller_id: int,
+    scopes: frozenset[str],
+    limits: KeyLimits,
+    now: str,
+    replaces: str | None = None,
+) -> tuple[str, str]:
     for attempt in range(5):
         key_id, key = new_key()
+        salt = new_salt()
         try:
             await db.execute(
-                "INSERT INTO api_keys (key_id, caller_id, key_hash, scopes, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (key_id, caller_id, hash_key(key), _scopes_text(scopes), now),
+                "INSERT INTO api_keys (key_id, caller_id, key_hash, salt, scopes, created_at, "
+                "expires_at, rate_per_second, burst, replaces) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key_id,
+                    caller_id,
+                    key_digest(key, salt),
+                    salt,
+                    _scopes_text(scopes),
+                    now,
+                    _iso(limits.expires_at),
+                    limits.rate_per_second,
+                    limits.burst,
+                    replaces,
+                ),
             )
         except sqlite3.IntegrityError:  # a key id collision: 62**8 ids, but be sure
             if attempt == 4:
                 raise
             continue
-        return Caller(caller_id, name, department, scopes, key_id), key
+        return key_id, key
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def keys_by_hash(db: aiosqlite.Connection) -> dict[str, Caller]:
+async def create_key(
+    db: aiosqlite.Connection,
+    name: str,
+    department: str,
+    scopes: frozenset[str],
+    limits: KeyLimits,
+    actor: str,
+) -> tuple[Caller, str]:
+    """Insert (or reuse) the caller and a new key; the plaintext key is returned only here."""
+    now = now_iso()
+    caller_id = await _caller_id(db, name, department, now)
+    key_id, key = await _insert_key(db, caller_id, scopes, limits, now)
+    await _changed(db, actor, "key.create", key_id, None, await _describe(db, key_id))
+    return Caller(caller_id, name, department, scopes, key_id), key
+
+
+_KEY_COLUMNS: Final = (
+    "k.key_id, c.caller_id, c.name, c.department, k.scopes, k.created_at, k.revoked_at, "
+    "k.expires_at, k.rate_per_second, k.burst, k.replaces"
+)
+
+
+def _key_row(r: Any) -> dict[str, Any]:
+    return {
+        "key_id": r[0],
+        "caller_id": r[1],
+        "caller": r[2],
+        "department": r[3],
+        "scopes": sorted(_scopes_set(r[4])),
+        "created_at": r[5],
+        "revoked_at": r[6],
+        "expires_at": r[7],
+        "rate_per_second": r[8],
+        "burst": r[9],
+        "replaces": r[10],
+    }
+
+
+async def _describe(db: aiosqlite.Connection, key_id: str) -> dict[str, Any] | None:
+    rows = list(
+        await db.execute_fetchall(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
+            "WHERE k.key_id = ?",
+            (key_id,),
+        )
+    )
+    return _key_row(rows[0]) if rows else None
+
+
+async def _changed(
+    db: aiosqlite.Connection,
+    actor: str,
+    action: str,
+    key_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    await audit.record(db, actor, action, key_id, before, after)
+    await control.bump(db, KEYS_CONTROL, key_id, actor)
+
+
+async def _in_force(db: aiosqlite.Connection, key_id: str) -> dict[str, Any]:
+    """The key, which must be neither revoked nor expired."""
+    found = await _describe(db, key_id)
+    if found is None or found["revoked_at"] is not None:
+        raise KeyNotFound(f"no key in force has the id {key_id!r}")
+    expires = found["expires_at"]
+    if expires is not None and datetime.fromisoformat(expires) <= datetime.now().astimezone():
+        raise KeyNotFound(f"the key {key_id!r} expired at {expires}")
+    return found
+
+
+async def keys_in_force(db: aiosqlite.Connection) -> dict[str, KeyInForce]:
+    """Every key not revoked (expired ones too: :class:`KeyInForce` says when), by id."""
     rows = await db.execute_fetchall(
-        "SELECT k.key_hash, c.caller_id, c.name, c.department, k.scopes, k.key_id "
+        "SELECT k.key_id, k.salt, k.key_hash, c.caller_id, c.name, c.department, k.scopes, "
+        "k.expires_at, k.rate_per_second, k.burst "
         "FROM api_keys AS k JOIN callers AS c USING (caller_id) WHERE k.revoked_at IS NULL"
     )
-    return {r[0]: Caller(r[1], r[2], r[3], _scopes_set(r[4]), r[5]) for r in rows}
+    return {
+        r[0]: KeyInForce(
+            r[0],
+            r[1],
+            r[2],
+            Caller(r[3], r[4], r[5], _scopes_set(r[6]), r[0]),
+            None if r[7] is None else datetime.fromisoformat(r[7]).timestamp(),
+            r[8],
+            r[9],
+        )
+        for r in rows
+    }
 
 
-async def revoke_key(db: aiosqlite.Connection, key_id: str) -> bool:
+async def revoke_key(db: aiosqlite.Connection, key_id: str, actor: str) -> bool:
+    before = await _describe(db, key_id)
     cursor = await db.execute(
         "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
         (now_iso(), key_id),
     )
-    return cursor.rowcount == 1
+    if cursor.rowcount != 1:
+        return False
+    await _changed(db, actor, "key.revoke", key_id, before, await _describe(db, key_id))
+    return True
+
+
+async def rotate_key(
+    db: aiosqlite.Connection, key_id: str, overlap: timedelta, actor: str
+) -> tuple[Caller, str, dict[str, Any]]:
+    """A new key for the same caller, scopes and rate limit; the old one stays valid for
+    ``overlap`` (or until its own expiry, if sooner). Returns the new caller view, the
+    new plaintext key and the old key as it now stands."""
+    old = await _in_force(db, key_id)
+    now_moment = datetime.now().astimezone()
+    ends = now_moment + overlap
+    if old["expires_at"] is not None:
+        ends = min(ends, datetime.fromisoformat(old["expires_at"]))
+    now = now_iso()
+    scopes = frozenset(old["scopes"])
+    limits = KeyLimits(None, old["rate_per_second"], old["burst"])
+    new_id, key = await _insert_key(db, old["caller_id"], scopes, limits, now, replaces=key_id)
+    await db.execute("UPDATE api_keys SET expires_at = ? WHERE key_id = ?", (_iso(ends), key_id))
+    after_old = await _describe(db, key_id)
+    assert after_old is not None
+    await _changed(db, actor, "key.rotate", key_id, old, after_old)
+    await _changed(db, actor, "key.create", new_id, None, await _describe(db, new_id))
+    caller = Caller(old["caller_id"], old["caller"], old["department"], scopes, new_id)
+    return caller, key, after_old
+
+
+async def set_limits(
+    db: aiosqlite.Connection, key_id: str, limits: KeyLimits, actor: str
+) -> dict[str, Any]:
+    """Set the key's expiry and rate limit (None clears each); the key as it now stands."""
+    before = await _in_force(db, key_id)
+    await db.execute(
+        "UPDATE api_keys SET expires_at = ?, rate_per_second = ?, burst = ? WHERE key_id = ?",
+        (_iso(limits.expires_at), limits.rate_per_second, limits.burst, key_id),
+    )
+    after = await _describe(db, key_id)
+    assert after is not None
+    await _changed(db, actor, "key.limits", key_id, before, after)
+    return after
 
 
 async def list_keys(db: aiosqlite.Connection) -> list[dict[str, Any]]:
     rows = await db.execute_fetchall(
-        "SELECT k.key_id, c.caller_id, c.name, c.department, k.scopes, k.created_at, "
-        "k.revoked_at FROM api_keys AS k JOIN callers AS c USING (caller_id) "
+        f"SELECT {_KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
         "ORDER BY k.created_at, k.key_id"
     )
-    return [
-        {
-            "key_id": r[0],
-            "caller_id": r[1],
-            "caller": r[2],
-            "department": r[3],
-            "scopes": sorted(_scopes_set(r[4])),
-            "created_at": r[5],
-            "revoked_at": r[6],
-        }
-        for r in rows
-    ]
+    return [_key_row(r) for r in rows]

@@ -2,14 +2,27 @@
 
 A key is ``gw_<key_id>_<secret>``: ``key_id`` is 8 alphanumeric characters
 (a URL-safe public id, shown in listings and logs), ``secret`` is
-``secrets.token_urlsafe(32)``. Only ``sha256(key)`` is stored; the key is
-shown once, when created. A key has 256 bits of entropy, so one fast hash is
-enough (no password-style stretching), and lookups are a dict access.
+``secrets.token_urlsafe(32)``. The key is shown once, when created; the store
+keeps a random salt and ``HMAC-SHA256(salt, key)``. A key has 256 bits of
+entropy, so one fast keyed hash is enough (no password-style stretching); the
+salt makes every stored digest unique, so a leaked table cannot be matched
+against keys seen elsewhere. A presented key is found by its public id and its
+digest compared in constant time (:func:`matches`).
+
+>>> key_id, key = new_key()
+>>> salt = new_salt()
+>>> matches(key, salt, key_digest(key, salt))
+True
+>>> matches(key + "x", salt, key_digest(key, salt))
+False
+>>> key_id_of(key) == key_id
+True
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import string
 from typing import Final
@@ -31,9 +44,25 @@ def new_key(key_id: str | None = None) -> tuple[str, str]:
     return key_id, f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
 
 
-def hash_key(key: str) -> str:
-    """What the store keeps of a key, and what a presented key is looked up by."""
-    return hashlib.sha256(key.encode()).hexdigest()
+SALT_BYTES: Final = 16
+
+
+def new_salt() -> str:
+    """A random salt (hex) for one key."""
+    return secrets.token_hex(SALT_BYTES)
+
+
+def key_digest(key: str, salt: str) -> str:
+    """What the store keeps of a key (hex): ``HMAC-SHA256(salt, key)``; with an empty
+    salt (keys created before salts) the plain SHA-256 of the key."""
+    if not salt:
+        return hashlib.sha256(key.encode()).hexdigest()
+    return hmac.digest(bytes.fromhex(salt), key.encode(), "sha256").hex()
+
+
+def matches(key: str, salt: str, digest: str) -> bool:
+    """Whether ``key`` is the key stored as ``digest``, compared in constant time."""
+    return hmac.compare_digest(key_digest(key, salt), digest)
 
 
 def key_id_of(key: str) -> str | None:

@@ -193,5 +193,32 @@ CREATE TABLE control (
 );
 """
 
+# Version 4: keys stored as salted HMACs (``salt`` empty: a key of version 1, its
+# ``key_hash`` a plain SHA-256, still verified), with an expiry (rotation sets it on the
+# old key) and a rate limit of their own; and the audit log of administrative changes
+# (keys, catalog), append-only like the histories.
+_V4 = """
+ALTER TABLE api_keys ADD COLUMN salt TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN expires_at TEXT;
+ALTER TABLE api_keys ADD COLUMN rate_per_second REAL CHECK (rate_per_second > 0);
+ALTER TABLE api_keys ADD COLUMN burst INTEGER CHECK (burst >= 1);
+ALTER TABLE api_keys ADD COLUMN replaces TEXT;
+
+CREATE TABLE audit_log (
+    id       INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    target   TEXT NOT NULL,
+    before   TEXT,                          -- JSON, NULL for a creation
+    after    TEXT                           -- JSON
+);
+CREATE INDEX audit_log_action ON audit_log (action, id);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+"""
+
 #: Every migration, in order. Append only.
-MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2), (3, _V3))
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +23,18 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.model import Caller, EntryInput, FeedbackRecord, Grade, ListEntry, StatusChange
-from gateway.store import callers, checks, control, entries, grades, lifecycle, live, schema
+from gateway.store import (
+    audit,
+    callers,
+    checks,
+    control,
+    entries,
+    grades,
+    lifecycle,
+    live,
+    schema,
+)
+from gateway.store.callers import KeyInForce, KeyLimits
 from gateway.store.checks import StoredCheck
 from gateway.store.entries import UpsertCounts, UpsertResult
 from gateway.store.grades import GradeResult
@@ -134,26 +145,51 @@ class Store:
     # --- callers and keys -----------------------------------------------------------
 
     async def create_key(
-        self, caller_name: str, department: str, scopes: Iterable[str]
+        self,
+        caller_name: str,
+        department: str,
+        scopes: Iterable[str],
+        limits: KeyLimits | None = None,
+        actor: str = "system",
     ) -> tuple[Caller, str]:
         """A new key for the caller (created if new); the plaintext key is returned only here."""
         name, dept = caller_name.strip(), department.strip()
         if not name or not dept:
             raise ValueError("caller name and department must not be empty")
         wanted = callers.normalize_scopes(scopes)
-        return await self._write(lambda db: callers.create_key(db, name, dept, wanted))
+        limits = limits or KeyLimits()
+        return await self._write(
+            lambda db: callers.create_key(db, name, dept, wanted, limits, actor)
+        )
 
-    async def keys_by_hash(self) -> dict[str, Caller]:
-        """Every key not revoked: ``key_hash`` → its :class:`Caller` (with ``key_id``)."""
-        return await self._read(callers.keys_by_hash)
+    async def keys_in_force(self) -> dict[str, KeyInForce]:
+        """Every key not revoked, by key id (with its salt and digest, never the key)."""
+        return await self._read(callers.keys_in_force)
 
-    async def revoke_key(self, key_id: str) -> bool:
+    async def revoke_key(self, key_id: str, actor: str = "system") -> bool:
         """Revoke a key; False if there is no such key or it was already revoked."""
-        return await self._write(lambda db: callers.revoke_key(db, key_id))
+        return await self._write(lambda db: callers.revoke_key(db, key_id, actor))
+
+    async def rotate_key(
+        self, key_id: str, overlap: timedelta, actor: str = "system"
+    ) -> tuple[Caller, str, dict[str, Any]]:
+        """A new key replacing ``key_id``, which stays valid for ``overlap``
+        (:class:`~gateway.store.callers.KeyNotFound` if it is not in force)."""
+        return await self._write(lambda db: callers.rotate_key(db, key_id, overlap, actor))
+
+    async def set_key_limits(
+        self, key_id: str, limits: KeyLimits, actor: str = "system"
+    ) -> dict[str, Any]:
+        """Set a key's expiry and rate limit; the key as it now stands."""
+        return await self._write(lambda db: callers.set_limits(db, key_id, limits, actor))
 
     async def list_keys(self) -> list[dict[str, Any]]:
-        """Every key with its caller, scopes and dates (never its hash)."""
+        """Every key with its caller, scopes, dates and limits (never its digest)."""
         return await self._read(callers.list_keys)
+
+    async def audit(self, **filters: Any) -> list[dict[str, Any]]:
+        """Lines of the audit log (see :func:`gateway.store.audit.query`)."""
+        return await self._read(lambda db: audit.query(db, **filters))
 
     # --- entries --------------------------------------------------------------------
 
@@ -313,9 +349,10 @@ class Store:
         """``(seq, uscc)`` of the changes after ``seq``, oldest first."""
         return await self._read(lambda db: live.changes_since(db, seq, limit))
 
-    async def bump_control(self, key: str, value: str, actor: str) -> int:
-        """Ask every worker to act on ``key`` (e.g. ``catalog``); the new generation."""
-        return await self._write(lambda db: control.bump(db, key, value, actor))
+    async def bump_control(self, key: str, value: str, actor: str, audit_action: str = "") -> int:
+        """Ask every worker to act on ``key`` (e.g. ``catalog``); the new generation. With
+        an ``audit_action``, the audit log records it in the same transaction."""
+        return await self._write(lambda db: control.bump(db, key, value, actor, audit_action))
 
     async def control_generation(self, key: str) -> tuple[int, str]:
         """``key``'s generation and value, (0, "") when never bumped."""

@@ -1,4 +1,4 @@
-"""Callers and API keys: created once, stored as hashes, looked up by hash, revoked."""
+"""Callers and API keys: created once, stored as salted HMACs, found by id, revoked."""
 
 from __future__ import annotations
 
@@ -8,21 +8,42 @@ from pathlib import Path
 import pytest
 
 from gateway.model import Caller
-from gateway.store import Store, hash_key, key_id_of, new_key
+from gateway.store import KeyInForce, Store, key_digest, key_id_of, matches, new_key
+from gateway.store.keys import new_salt
 from tests.store.helpers import query, run
 
 KEY_FORMAT = re.compile(r"gw_([A-Za-z0-9]{8})_([A-Za-z0-9_-]{43})")
 
 
-def test_a_key_looks_like_gw_keyid_secret_and_hashes_to_sha256() -> None:
+def verified(keys: dict[str, KeyInForce], key: str) -> Caller | None:
+    """The caller of ``key`` among the keys in force, as a worker finds it."""
+    found = keys.get(key_id_of(key) or "")
+    return found.caller if found and matches(key, found.salt, found.digest) else None
+
+
+def test_a_key_looks_like_gw_keyid_secret_and_is_kept_as_a_salted_hmac() -> None:
     key_id, key = new_key()
     match = KEY_FORMAT.fullmatch(key)
     assert match is not None
     assert match.group(1) == key_id
     assert key_id_of(key) == key_id
-    assert hash_key(key) == hash_key(key)
-    assert len(hash_key(key)) == 64
-    assert hash_key(key) != hash_key(key + "x")
+    salt, other_salt = new_salt(), new_salt()
+    assert len(salt) == 32
+    assert salt != other_salt
+    assert key_digest(key, salt) == key_digest(key, salt)
+    assert len(key_digest(key, salt)) == 64
+    assert key_digest(key, salt) != key_digest(key, other_salt)  # the same key, unlinkable
+    assert key_digest(key, salt) != key_digest(key + "x", salt)
+    assert matches(key, salt, key_digest(key, salt))
+    assert not matches(key + "x", salt, key_digest(key, salt))
+    # RFC 4231 test case 2: HMAC-SHA256(key="Jefe", "what do ya want for nothing?")
+    assert key_digest("what do ya want for nothing?", b"Jefe".hex()) == (
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    )
+    # A key stored before salts (empty salt) is a plain SHA-256, still verified.
+    assert key_digest("abc", "") == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
     assert new_key()[1] != new_key()[1]
     for bad in ("", "gw_", "gw_short_x", "xx_abcdefgh_secret", "gw_abc-efgh_secret"):
         assert key_id_of(bad) is None
@@ -31,20 +52,21 @@ def test_a_key_looks_like_gw_keyid_secret_and_hashes_to_sha256() -> None:
 def test_create_key_returns_the_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
     path = tmp_path / "gateway.db"
 
-    async def scenario() -> tuple[Caller, str, dict[str, Caller]]:
+    async def scenario() -> tuple[Caller, str, dict[str, KeyInForce]]:
         async with await Store.open(path) as store:
             caller, key = await store.create_key(
                 "省政务服务网审批系统", "省政务服务中心", ["check", "feedback"]
             )
-            return caller, key, await store.keys_by_hash()
+            return caller, key, await store.keys_in_force()
 
-    caller, key, by_hash = run(scenario())
+    caller, key, in_force = run(scenario())
     assert KEY_FORMAT.fullmatch(key)
     assert caller.name == "省政务服务网审批系统"
     assert caller.department == "省政务服务中心"
     assert caller.scopes == frozenset({"check", "feedback"})
-    assert by_hash == {hash_key(key): caller}
-    assert by_hash[hash_key(key)].key_id == key_id_of(key)
+    assert verified(in_force, key) == caller
+    assert list(in_force) == [key_id_of(key)]
+    stored = in_force[caller.key_id]
 
     # The plaintext key (and its secret part) appears in none of the database's files.
     secret = key[len("gw_") + 8 + 1 :]
@@ -54,7 +76,8 @@ def test_create_key_returns_the_key_once_and_stores_only_its_hash(tmp_path: Path
         data = file.read_bytes()
         assert key.encode() not in data
         assert secret.encode() not in data
-    assert query(path, "SELECT key_hash FROM api_keys") == [(hash_key(key),)]
+    assert query(path, "SELECT key_hash, salt FROM api_keys") == [(stored.digest, stored.salt)]
+    assert stored.digest == key_digest(key, stored.salt)
 
 
 def test_a_caller_is_reused_and_each_key_has_its_own_scopes(tmp_path: Path) -> None:
@@ -65,9 +88,11 @@ def test_a_caller_is_reused_and_each_key_has_its_own_scopes(tmp_path: Path) -> N
             other, _ = await store.create_key("采购平台", "住建厅", ["check"])
             assert first.caller_id == second.caller_id != other.caller_id
             assert first.key_id != second.key_id
-            keys = await store.keys_by_hash()
-            assert keys[hash_key(key1)].scopes == {"check"}
-            assert keys[hash_key(key2)].scopes == {"check", "reports"}
+            keys = await store.keys_in_force()
+            assert (c := verified(keys, key1))
+            assert c.scopes == {"check"}
+            assert (c := verified(keys, key2))
+            assert c.scopes == {"check", "reports"}
             assert len(keys) == 3
 
     run(scenario())
@@ -95,9 +120,10 @@ def test_revoked_keys_no_longer_authenticate_and_listing_shows_no_hash(tmp_path:
             assert await store.revoke_key(caller.key_id) is True
             assert await store.revoke_key(caller.key_id) is False  # already revoked
             assert await store.revoke_key("nosuchid") is False
-            keys = await store.keys_by_hash()
-            assert hash_key(key) not in keys
-            assert hash_key(other) in keys
+            keys = await store.keys_in_force()
+            assert verified(keys, key) is None
+            assert verified(keys, other) is not None
+            digests = {k.digest for k in keys.values()}
 
             listing = await store.list_keys()
             assert [k["key_id"] for k in listing if k["revoked_at"]] == [caller.key_id]
@@ -110,9 +136,12 @@ def test_revoked_keys_no_longer_authenticate_and_listing_shows_no_hash(tmp_path:
                     "scopes",
                     "created_at",
                     "revoked_at",
+                    "expires_at",
+                    "rate_per_second",
+                    "burst",
+                    "replaces",
                 }
-                assert hash_key(key) not in row.values()
-                assert hash_key(other) not in row.values()
+                assert not digests & {str(v) for v in row.values()}
             assert listing[0]["caller"] == "审批系统"
             assert listing[0]["scopes"] == ["check"]
 

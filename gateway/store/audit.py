@@ -1,0 +1,91 @@
+"""The audit log of administrative changes (SQL): who, when, what, before and after.
+
+Append-only (triggers refuse UPDATE and DELETE). Written in the same transaction as
+the change it describes, so there is no change without its line and no line without
+its change. List entries and grades keep their own histories (``entry_history``,
+``grade_history``, with the actor of each change); this log holds the rest: API keys
+(created, revoked, rotated, limits changed) and catalog reloads.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import aiosqlite
+import msgspec
+
+from gateway.store.rows import now_iso, to_json
+
+_decode = msgspec.json.Decoder()
+INSERT: Final = (
+    "INSERT INTO audit_log (at, actor, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def params(
+    actor: str, action: str, target: str, before: object | None, after: object | None
+) -> tuple[str, str, str, str, str | None, str | None]:
+    """The values of :data:`INSERT` (for synchronous writers too)."""
+    return (
+        now_iso(),
+        actor,
+        action,
+        target,
+        None if before is None else to_json(before),
+        None if after is None else to_json(after),
+    )
+
+
+async def record(
+    db: aiosqlite.Connection,
+    actor: str,
+    action: str,
+    target: str,
+    before: object | None,
+    after: object | None,
+) -> None:
+    await db.execute(INSERT, params(actor, action, target, before, after))
+
+
+async def query(
+    db: aiosqlite.Connection,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    target: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Lines in order (oldest first) after ``after_id``, filtered; ``since``/``until``
+    compare with ``at`` (ISO 8601 with offset, as written)."""
+    where: list[str] = ["id > ?"]
+    params: list[object] = [after_id]
+    for column, value in (("action", action), ("actor", actor), ("target", target)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        where.append("at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("at < ?")
+        params.append(until)
+    rows = await db.execute_fetchall(
+        "SELECT id, at, actor, action, target, before, after FROM audit_log "
+        f"WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+        (*params, limit),
+    )
+    return [
+        {
+            "id": r[0],
+            "at": r[1],
+            "actor": r[2],
+            "action": r[3],
+            "target": r[4],
+            "before": None if r[5] is None else _decode.decode(r[5]),
+            "after": None if r[6] is None else _decode.decode(r[6]),
+        }
+        for r in rows
+    ]
