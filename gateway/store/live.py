@@ -7,7 +7,9 @@ grade. Entries are ordered by ``listed_on, entry_id``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Generator, Iterable, Sequence
+from itertools import groupby
 from operator import itemgetter
 from typing import Any, Final, TypeAlias
 
@@ -25,6 +27,7 @@ _RECORD_COLUMNS: Final = (
     f"{_ORDINAL.format('expires_on')}, subject_name, authority, document_no"
 )
 _LISTED_ORDER: Final = itemgetter(4, 1)
+_USCC: Final = itemgetter(0)
 _LIVE_ENTRIES: Final = f"SELECT {ENTRY_COLUMNS} FROM entries WHERE {LIVE_CONDITION}"
 _ORDER: Final = "ORDER BY uscc, listed_on, entry_id"
 
@@ -46,55 +49,53 @@ def _group(
     return grouped
 
 
-async def _subjects_after(db: aiosqlite.Connection, after: str, size: int) -> list[str]:
-    """The first ``size`` live subjects (with a live entry or a grade) after ``after``."""
-    first = await db.execute_fetchall(
-        f"SELECT DISTINCT uscc FROM entries WHERE {LIVE_CONDITION} AND uscc > ? "
-        "ORDER BY uscc LIMIT ?",
-        (after, size),
-    )
-    graded = await db.execute_fetchall(
-        "SELECT uscc FROM grades WHERE uscc > ? ORDER BY uscc LIMIT ?", (after, size)
-    )
-    return sorted({r[0] for r in first} | {r[0] for r in graded})[:size]
+def stream_records(
+    conn: sqlite3.Connection, chunk: int
+) -> Generator[list[LiveRecords], None, None]:
+    """Every live subject, by uscc, ``chunk`` at a time, each entry as an
+    :data:`EntryRecord` (raw values, dates as ordinals): what the packed snapshot keeps.
 
-
-async def records_after(db: aiosqlite.Connection, after: str, size: int) -> list[LiveRecords]:
-    """The first ``size`` live subjects whose uscc sorts after ``after`` (keyset
-    pagination), each entry as an :data:`EntryRecord` (raw values, dates as ordinals):
-    what the packed snapshot keeps, with no object per column it does not keep.
-
-    Run inside one read transaction so entries and grades agree.
+    One read transaction (the caller's ``conn``, opened for this): two ordered scans,
+    live entries and grades, merged by uscc. Streaming one scan reads ten million rows
+    in about 15 s on the development machine; reading them a page of subjects at a time
+    (a query per page to find its subjects, one for its entries) took 53 s.
     """
-    usccs = await _subjects_after(db, after, size)
-    if not usccs:
-        return []
-    last = usccs[-1]
-    records: dict[str, list[EntryRecord]] = {}
-    # No ORDER BY: sorting the whole range costs as much as reading it; a subject's few
-    # entries are put in order below. Rows are kept as they come (no copy per row).
-    for row in await db.execute_fetchall(
-        f"SELECT {_RECORD_COLUMNS} FROM entries WHERE {LIVE_CONDITION} AND uscc > ? AND uscc <= ?",
-        (after, last),
-    ):
-        found = records.get(row[0])
-        if found is None:
-            records[row[0]] = [row]  # type: ignore[list-item]
-        else:
-            found.append(row)  # type: ignore[arg-type]
-    grades = {
-        row[0]: grade_from_row(row[1:])
-        for row in await db.execute_fetchall(
-            f"SELECT uscc, {GRADE_COLUMNS} FROM grades WHERE uscc > ? AND uscc <= ?", (after, last)
+    conn.execute("BEGIN")
+    try:
+        entries = conn.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM entries WHERE {LIVE_CONDITION} ORDER BY uscc"
         )
-    }
-    chunk: list[LiveRecords] = []
-    for uscc in usccs:
-        mine = records.get(uscc, [])
-        if len(mine) > 1:
-            mine.sort(key=_LISTED_ORDER)  # by listed_on, then entry_id
-        chunk.append((uscc, mine, grades.get(uscc)))
-    return chunk
+        grades = conn.execute(f"SELECT uscc, {GRADE_COLUMNS} FROM grades ORDER BY uscc")
+        graded = next(grades, None)
+        out: list[LiveRecords] = []
+        for uscc, group in groupby(entries, _USCC):
+            while graded is not None and graded[0] < uscc:  # graded, nothing listed
+                out.append((graded[0], [], grade_from_row(graded[1:])))
+                graded = next(grades, None)
+                if len(out) == chunk:
+                    yield out
+                    out = []
+            grade = None
+            if graded is not None and graded[0] == uscc:
+                grade = grade_from_row(graded[1:])
+                graded = next(grades, None)
+            mine: list[EntryRecord] = list(group)
+            if len(mine) > 1:
+                mine.sort(key=_LISTED_ORDER)  # by listed_on, then entry_id
+            out.append((uscc, mine, grade))
+            if len(out) == chunk:
+                yield out
+                out = []
+        while graded is not None:
+            out.append((graded[0], [], grade_from_row(graded[1:])))
+            graded = next(grades, None)
+            if len(out) == chunk:
+                yield out
+                out = []
+        if out:
+            yield out
+    finally:
+        conn.execute("COMMIT")
 
 
 async def of_subjects(

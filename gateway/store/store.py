@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
@@ -316,22 +316,30 @@ class Store:
     async def live_records(self, chunk: int = 10_000) -> AsyncIterator[list[LiveRecords]]:
         """Every live subject ``(uscc, entry records, grade)``, by uscc, ``chunk`` at a time,
         each entry as a raw :data:`~gateway.model.EntryRecord` (what the packed snapshot
-        keeps). Each chunk is read in its own short transaction (writers are never held
-        back). To build a consistent snapshot, take :meth:`last_change_seq` *before*
-        iterating, then apply :meth:`changes_since` that seq.
+        keeps), all from one read transaction on a connection of its own (in WAL mode it
+        holds back no writer; the next chunk is read in a thread while this one is used).
+        To build a consistent snapshot, take :meth:`last_change_seq` *before* iterating,
+        then apply :meth:`changes_since` that seq.
         """
         if chunk < 1:
             raise ValueError("chunk must be at least 1")
-        after = ""
-        while True:
-            subjects = await self._read(
-                partial(live.records_after, after=after, size=chunk), snapshot=True
-            )
-            if subjects:
-                yield subjects
-            if len(subjects) < chunk:
-                return
-            after = subjects[-1][0]
+        conn = await asyncio.to_thread(self._scan_connection)
+        chunks = live.stream_records(conn, chunk)
+        reading: asyncio.Future[list[LiveRecords] | None] | None = None
+        try:
+            reading = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+            while (found := await reading) is not None:
+                reading = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+                yield found
+        finally:
+            if reading is not None and not reading.done():
+                await asyncio.wait([reading])
+            await asyncio.to_thread(_close_scan, conn, chunks)
+
+    def _scan_connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only = ON")
+        return conn
 
     async def subjects(
         self, usccs: Sequence[str]
@@ -382,3 +390,9 @@ async def _end(db: aiosqlite.Connection, statement: str) -> None:
     except sqlite3.OperationalError as exc:
         if "no transaction is active" not in str(exc):
             raise
+
+
+def _close_scan(conn: sqlite3.Connection, chunks: Generator[object, None, None]) -> None:
+    """End the scan's read transaction (closing its generator) and its connection."""
+    chunks.close()
+    conn.close()
