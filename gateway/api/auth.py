@@ -8,10 +8,17 @@ key fails on every worker within that interval (0.5 s by default). A key past
 its expiry fails at once (checked at each request). Each key may have its own
 rate limit (``gateway.ratelimit``); past it the answer is 429 with
 ``Retry-After``.
+
+A key is verified once against its salted HMAC (found by its public id, compared in
+constant time); the worker then remembers the SHA-256 of the key (never the key) until
+the next reload, so later requests cost one SHA-256 and a dict probe (about 0.5 µs
+instead of 2 µs). The probe is by the digest of what was presented: its timing says
+nothing about any stored key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Iterable
@@ -23,6 +30,10 @@ from gateway.problems import Problem, forbidden, unauthorized
 from gateway.ratelimit import RateLimits
 from gateway.store import KeyInForce, Store, key_id_of, matches
 from gateway.store.callers import KEYS_CONTROL
+
+
+#: Keys remembered as verified between two reloads (one SHA-256 instead of an HMAC).
+MAX_VERIFIED = 10_000
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -59,12 +70,15 @@ class KeyRing:
         self.by_id: dict[str, KeyInForce] = {}
         self.generation = -1
         self.limits = limits or RateLimits(None, None, 1)
+        #: SHA-256 of keys already verified → their record (emptied at every reload).
+        self._verified: dict[bytes, KeyInForce] = {}
         self._refresh = Periodic("key-refresh", refresh, self.poll)
 
     async def load(self) -> None:
         """Read every key in force (the generation first: no change is missed)."""
         generation, _ = await self.store.control_generation(KEYS_CONTROL)
         self.by_id = await self.store.keys_in_force()
+        self._verified = {}
         self.generation = generation
         self.limits.forget(set(self.by_id))
 
@@ -87,9 +101,14 @@ class KeyRing:
             raise unauthorized(
                 "send the API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
             )
-        found = self.by_id.get(key_id_of(key) or "")
-        if found is None or not matches(key, found.salt, found.digest):
-            raise unauthorized("the API key is unknown or revoked")
+        fingerprint = hashlib.sha256(key.encode()).digest()
+        found = self._verified.get(fingerprint)
+        if found is None:
+            found = self.by_id.get(key_id_of(key) or "")
+            if found is None or not matches(key, found.salt, found.digest):
+                raise unauthorized("the API key is unknown or revoked")
+            if len(self._verified) < MAX_VERIFIED:
+                self._verified[fingerprint] = found
         now = time.time()
         if found.expires_at is not None and now >= found.expires_at:
             ended = datetime.fromtimestamp(found.expires_at).astimezone().isoformat()
