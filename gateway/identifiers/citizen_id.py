@@ -186,3 +186,22 @@ def is_valid(number: str) -> bool:
     except InvalidCitizenID:
         return False
     return True
+
+
+def is_valid_old(number: str) -> bool:
+    """Return whether ``number`` is a valid 15-digit number of the first generation.
+
+    GB 11643-1989: positions 1-6 address code, 7-12 birth date ``YYMMDD`` in 19YY,
+    13-15 sequence code, and no check digit; so this checks the province and the date,
+    which also many 15-digit registration numbers (注册号) pass. Such numbers were
+    replaced by the 18-character ones; they remain in old records. The gateway never
+    accepts one as an identifier: only :mod:`gateway.privacy` looks for them, to mask them.
+
+    >>> is_valid_old('110105491231002'), is_valid_old('110105490229002')
+    (True, False)
+    """
+    number = normalize(number)
+    if len(number) != 15 or not number.isascii() or not number.isdigit():
+        return False
+    first17 = f"{number[:6]}19{number[6:]}"
+    return is_valid(first17 + _check_digit(first17))

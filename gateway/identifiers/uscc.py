@@ -28,6 +28,11 @@ gateway.identifiers.errors.InvalidUSCC: 第18位校验码应为 B，实为 C (ch
 charset 14
 >>> is_valid('91310115MA1K3BTP3B')
 False
+>>> try:  # a person's citizen ID number: said so, masked
+...     validate('11010519491231002X')
+... except InvalidUSCC as err:
+...     print(err.rule, err.message.partition(" (")[0])
+region 110105********002X 是公民身份号码，不是统一社会信用代码
 """
 
 from __future__ import annotations
@@ -96,6 +101,11 @@ MESSAGES: Final[Mapping[str, str]] = {
     "check_digit": "第18位校验码应为 {expected}，实为 {found}"
     " (check digit at position 18 should be {expected}, found {found})",
 }
+#: Put before the failed rule's message when the code is a citizen ID number (masked).
+CITIZEN_ID_HINT: Final = (
+    "{masked} 是公民身份号码，不是统一社会信用代码"
+    " ({masked} is a citizen ID number, not a unified social credit code)"
+)
 
 _CHARSET: Final = frozenset(ALPHABET)
 _ALPHABET_BYTES: Final = ALPHABET.encode()
@@ -197,6 +207,17 @@ def _first_failure(code: str) -> InvalidUSCC:
     return _fail("region/province", 3, found=code[2:4])
 
 
+def _person(code: str, failure: InvalidUSCC) -> InvalidUSCC:
+    """``failure``, or if ``code`` is a citizen ID number (a person's, typed where an
+    organisation's code belongs) the same failure saying so, the number masked."""
+    from gateway.identifiers import citizen_id  # it imports this module
+
+    if len(code) != 18 or not citizen_id.is_valid(code):
+        return failure
+    hint = CITIZEN_ID_HINT.format(masked=citizen_id.mask(code))
+    return InvalidUSCC(failure.rule, f"{hint}: {failure.message}", failure.position)
+
+
 def validate(code: str) -> str:
     """Return the normalised code, or raise :class:`InvalidUSCC` naming the first failed rule."""
     code = normalize(code)
@@ -207,13 +228,14 @@ def validate(code: str) -> str:
         or code[:4] not in _HEADS
         or not code[4:8].isdigit()
     ):
-        raise _first_failure(code)
+        raise _person(code, _first_failure(code))
     expected = _org_check_digit(code[8:16])
     if code[16] != expected:
-        raise _fail("organisation_code_check_digit", 17, expected=expected, found=code[16])
+        failure = _fail("organisation_code_check_digit", 17, expected=expected, found=code[16])
+        raise _person(code, failure)
     expected = _check_digit(code)
     if code[17] != expected:
-        raise _fail("check_digit", 18, expected=expected, found=code[17])
+        raise _person(code, _fail("check_digit", 18, expected=expected, found=code[17]))
     return code
 
 
