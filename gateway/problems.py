@@ -2,6 +2,9 @@
 
 ``{type, title, status, detail, errors: [{field, message, rule?}]}``: ``errors``
 names each failing field and, for identifiers, the rule that failed.
+
+A problem often quotes what the caller sent; every citizen ID number in its
+detail and its errors is masked when it is built (:func:`gateway.privacy.redact`).
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import msgspec
+
+from gateway.privacy import redact
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "/problems/"
@@ -28,6 +33,13 @@ class ProblemBody(msgspec.Struct, frozen=True):
     errors: Sequence[FieldError] = ()
 
 
+def _redacted(error: FieldError) -> FieldError:
+    field, message = redact(error.field), redact(error.message)
+    if field is error.field and message is error.message:
+        return error
+    return FieldError(field, message, error.rule)
+
+
 class Problem(Exception):
     """Raise to answer with a problem; ``kind`` becomes the type URI ``/problems/<kind>``."""
 
@@ -40,8 +52,10 @@ class Problem(Exception):
         errors: Sequence[FieldError] = (),
         headers: dict[str, str] | None = None,
     ) -> None:
+        detail = redact(detail)
         super().__init__(detail)
-        self.body = ProblemBody(TYPE_BASE + kind, title, status, detail, tuple(errors))
+        errors = tuple(_redacted(e) for e in errors)
+        self.body = ProblemBody(TYPE_BASE + kind, title, status, detail, errors)
         self.status = status
         self.headers = headers or {}
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import Request, Response, get
 
+from gateway.privacy import redact
 from measures_catalog import Catalog
 
 if TYPE_CHECKING:
@@ -96,9 +97,11 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", tags=["operations"], summary="Ready to answer checks")
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    """200 when the catalog and a snapshot are loaded and the store accepts writes."""
+    """200 when the catalog and a snapshot are loaded and the store accepts writes.
+
+    Unauthenticated: a reason quoting an error of the store has citizen ID numbers masked."""
     rt: Runtime = request.app.state.runtime
-    reasons = rt.not_ready_reasons()
+    reasons = [redact(reason) for reason in rt.not_ready_reasons()]
     body = {
         "status": "ready" if not reasons else "not ready",
         "reasons": reasons,
