@@ -15,6 +15,10 @@ its size:
 A failure in the middle of pass 2 (the disk, the process) leaves the chunks
 before it applied; importing the same file again finishes the job, since an
 import is idempotent on ``(source, source_id)``.
+
+A rejection's reason may quote the row (a date, a list type, a code that is
+not a USCC); citizen ID numbers in it are masked, in the report as in the
+summary (:func:`gateway.privacy.redact`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from adapters.sources import files
 from adapters.sources.mapping import Mapping as SourceMapping
 from gateway.lists import ImportSummary, Rejection, parse_entry, parse_grade
 from gateway.model import EntryInput, Grade
+from gateway.privacy import redact
 from gateway.store import Store
 from gateway.store.staging import StagingFile
 from measures_catalog import Catalog
@@ -75,11 +80,23 @@ def _parsed(
     for number, record in _rows(path, options):
         if "__problems__" in record:
             problems = [Rejection(number, p.field, p.message) for p in record["__problems__"]]
-            yield number, None, problems
+            yield number, None, mask_rejections(problems)
         elif options.kind == "grades":
-            yield (number, *parse_grade(number, record, catalog))
+            grade, problems = parse_grade(number, record, catalog)
+            yield number, grade, mask_rejections(problems)
         else:
-            yield (number, *parse_entry(number, record, catalog))
+            entry, problems = parse_entry(number, record, catalog)
+            yield number, entry, mask_rejections(problems)
+
+
+def mask_rejections(problems: list[Rejection]) -> list[Rejection]:
+    """The rejections with every citizen ID number in their reasons masked."""
+    if not problems:
+        return problems
+    return [
+        Rejection(p.row, p.field, message) if (message := redact(p.message)) is not p.message else p
+        for p in problems
+    ]
 
 
 class _GradeStaging:

@@ -53,6 +53,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from gateway.privacy import redact
+
 log = logging.getLogger(__name__)
 
 Item = dict[str, Any]
@@ -64,10 +66,12 @@ _RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemotePro
 
 
 class UpstreamError(RuntimeError):
-    """The feed could not be read; ``status`` is the HTTP status when there was one."""
+    """The feed could not be read; ``status`` is the HTTP status when there was one.
+
+    The message may quote the upstream's answer: citizen ID numbers in it are masked."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.status = status
 
 
@@ -276,5 +280,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _snippet(response: httpx.Response, limit: int = 200) -> str:
+    """The start of the answer, citizen ID numbers masked before the cut (which could
+    otherwise leave the first digits of one in clear)."""
     text = response.text.strip().replace("\n", " ")
-    return text[:limit] + ("…" if len(text) > limit else "")
+    shown = redact(text[: limit + 40])[:limit]  # a number (≤ 20 characters) across the cut
+    return shown + ("…" if len(text) > limit else "")
