@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway import cli_keys
+from gateway.privacy import RedactingFilter
 from gateway.settings import Settings, SettingsError
 from measures_catalog import Catalog, CatalogError, load
 
@@ -22,6 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (method, path, status, time; never a query string or a body; "
+        "citizen ID numbers masked) on standard output",
+    )
 
     cli_keys.add_commands(commands)
 
@@ -84,12 +94,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _redact_last_resort()
     try:
         if args.command == "catalog":
             return catalog_check(args.directory)
         settings = Settings.from_env()
         if args.command == "serve":
-            return serve(settings, args.host, args.port, args.workers)
+            return serve(settings, args.host, args.port, args.workers, args.access_log)
         if args.command in ("keys", "audit"):
             return asyncio.run(cli_keys.run(settings, args))
         if args.command == "pull":
@@ -106,8 +117,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def serve(settings: Settings, host: str, port: int, workers: int) -> int:
-    """Run granian; each worker builds its own app from the environment."""
+def _redact_last_resort() -> None:
+    """A command's warnings go to standard error through ``logging.lastResort`` (nothing
+    configures logging): mask citizen ID numbers there too."""
+    handler = logging.lastResort
+    if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
+        handler.addFilter(RedactingFilter())
+
+
+def granian_logging() -> dict[str, Any]:
+    """granian's logging configuration (its server log and access log) with every handler
+    behind a :class:`~gateway.privacy.RedactingFilter`. Each worker applies it before it
+    builds its app (whose own logging ``create_app`` sets up)."""
+    from granian.log import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": "gateway.privacy.RedactingFilter"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = [*handler.get("filters", ()), "redact"]
+    return config
+
+
+def serve(settings: Settings, host: str, port: int, workers: int, access_log: bool = False) -> int:
+    """Run granian; each worker builds its own app from the environment.
+
+    The access log, when on, is granian's default line: method and path, never the query
+    string (``GET /v1/check?uscc=...``) nor a body; a path's citizen ID number is masked."""
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -121,7 +156,8 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         workers=workers,
         interface=Interfaces.ASGI,
         backlog=2048,
-        log_access=False,
+        log_access=access_log,
+        log_dictconfig=granian_logging(),
     )
     # SIGHUP reloads the catalog in every worker instead of respawning them: validated
     # here first, then announced through the store; a refused catalog changes nothing.
