@@ -7,9 +7,9 @@ so every worker process builds its own app, runtime and snapshot.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from litestar import Litestar, Request, Response
@@ -22,7 +22,13 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 import gateway
 from gateway.api import admin_keys
 from gateway.api.admin import reload_catalog
-from gateway.api.check import check_batch, check_handler, check_route
+from gateway.api.check import (
+    body_too_large,
+    check_batch,
+    check_handler,
+    check_route,
+    field_error,
+)
 from gateway.api.docs import merge_check_docs
 from gateway.api.feedback import get_check, post_feedback
 from gateway.api.lists import (
@@ -41,8 +47,6 @@ from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
 
-_AT = re.compile(r" - at `\$(?:\.data)?\.?([^`]*)`")
-
 
 def _problem_response(problem: Problem) -> Response[bytes]:
     return Response(
@@ -58,15 +62,16 @@ def _on_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[bytes]:
 
 
 def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
-    """Litestar's request validation (msgspec) → 422 naming each field."""
+    """Litestar's request validation (msgspec) → 422 naming each field and its rule."""
     errors = []
-    cause = str(exc.__cause__ or "")
     for item in exc.extra if isinstance(exc.extra, list) else []:
-        field = str(item.get("key") or "body")
-        found = _AT.search(cause)
-        if field == "data":
-            field = found.group(1) if found and found.group(1) else "body"
-        errors.append(FieldError(field, str(item.get("message", exc.detail))))
+        key, message = str(item.get("key") or ""), str(item.get("message", exc.detail))
+        if key == "data":  # the body itself, or a field Litestar did not name
+            if message == "'data'":
+                errors.append(FieldError("body", "a JSON body is required", "required"))
+                continue
+            key = ""
+        errors.append(field_error(key, message))
     if not errors:
         errors.append(FieldError("body", str(exc.detail)))
     return _problem_response(
@@ -80,20 +85,35 @@ def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Respo
     )
 
 
-def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+_HTTP_KINDS = {
+    400: "bad-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "body-too-large",
+    415: "unsupported-media-type",
+}
+
+
+def _phrase(status: int) -> str | None:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return None
+
+
+def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
-    kind = {
-        400: "bad-request",
-        404: "not-found",
-        405: "method-not-allowed",
-        413: "body-too-large",
-        415: "unsupported-media-type",
-    }.get(status, "error")
-    return _problem_response(
-        Problem(
-            status, kind, exc.__class__.__name__, str(exc.detail), headers=dict(exc.headers or {})
+    if status == 413:  # Litestar's request_max_body_size, as the check's own limit says it
+        problem = body_too_large(request.route_handler.resolve_request_max_body_size() or 0)
+    else:
+        problem = Problem(
+            status,
+            _HTTP_KINDS.get(status, "error"),
+            _phrase(status) or exc.__class__.__name__,
+            str(exc.detail),
         )
-    )
+    problem.headers.update(exc.headers or {})
+    return _problem_response(problem)
 
 
 def _on_error(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

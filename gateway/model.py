@@ -7,7 +7,7 @@ the wire as in memory. Dates are ``datetime.date`` (ISO 8601 on the wire).
 from __future__ import annotations
 
 from datetime import date
-from typing import Final, Literal, TypeAlias
+from typing import Annotated, Final, Literal, TypeAlias
 
 import msgspec
 
@@ -118,20 +118,25 @@ ENTRY_FIELDS: Final = (
 )
 
 
+#: Free text of an entry as the API and imports accept it (``gateway.lists.MAX_TEXT``
+#: rejects a longer row with its field named).
+EntryText: TypeAlias = Annotated[str, msgspec.Meta(max_length=2000)]
+
+
 class EntryInput(msgspec.Struct, frozen=True, kw_only=True):
     """Canonical entry fields, as the API and file imports carry them (API.md, Lists)."""
 
     uscc: str
     list_type: str
     listed_on: date
-    subject_name: str = ""
-    authority: str = ""
-    reason: str = ""
-    basis: str = ""
-    document_no: str = ""
+    subject_name: EntryText = ""
+    authority: EntryText = ""
+    reason: EntryText = ""
+    basis: EntryText = ""
+    document_no: EntryText = ""
     expires_on: date | None = None
-    source: str = ""
-    source_id: str = ""
+    source: EntryText = ""
+    source_id: EntryText = ""
 
 
 class StatusChange(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,7 +10,10 @@ by up to 1,000 codes, is an ordinary typed handler.
 
 from __future__ import annotations
 
+import functools
+import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -21,7 +24,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from gateway.ids import uuid7
 from gateway.model import CheckRecord
-from gateway.problems import PROBLEM_JSON, Problem, from_validation_error, invalid, overloaded
+from gateway.problems import PROBLEM_JSON, FieldError, Problem, ProblemBody, invalid, overloaded
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -34,17 +37,28 @@ _PROBLEM_HEADERS = [(b"content-type", PROBLEM_JSON.encode())]
 _TRUE = {"true": True, "1": True, "false": False, "0": False, "": False}
 
 
+#: Examples in the OpenAPI document: codes on the black list, clear, and invalid in the
+#: test data (tests/fixtures.py), and a matter type of the packaged catalog.
+_EXAMPLE_USCC = "91110000600037341L"
+_EXAMPLE_CODES = [_EXAMPLE_USCC, "9144030071526726XG", "91110000600037341M"]
+_EXAMPLE_MATTER = "bidding"
+
+
 class CheckRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    uscc: Annotated[str, msgspec.Meta(max_length=64)]
-    matter: Annotated[str, msgspec.Meta(max_length=64)]
+    uscc: Annotated[str, msgspec.Meta(max_length=64, examples=[_EXAMPLE_USCC])]
+    matter: Annotated[str, msgspec.Meta(max_length=64, examples=[_EXAMPLE_MATTER])]
     matter_code: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     case_ref: Annotated[str, msgspec.Meta(max_length=256)] | None = None
     commitment: bool = False
 
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    matter: Annotated[str, msgspec.Meta(max_length=64)]
-    uscc: list[Annotated[str, msgspec.Meta(max_length=64)]]
+    matter: Annotated[str, msgspec.Meta(max_length=64, examples=[_EXAMPLE_MATTER])]
+    #: At least one code; more than ``MAX_BATCH`` is a 413 (batch-too-large).
+    uscc: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=64)]],
+        msgspec.Meta(min_length=1, examples=[_EXAMPLE_CODES]),
+    ]
     matter_code: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     case_ref: Annotated[str, msgspec.Meta(max_length=256)] | None = None
     commitment: bool = False
@@ -60,8 +74,117 @@ class BatchResponse(msgspec.Struct, frozen=True):
     results: list[msgspec.Raw]
 
 
+class BatchItemErrorView(msgspec.Struct, frozen=True):
+    """An invalid code of a batch, as sent, with its problem (OpenAPI document only)."""
+
+    uscc: str
+    error: ProblemBody
+
+
 _decode_check = msgspec.json.Decoder(CheckRequest).decode
+_decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
+
+#: The rule each kind of msgspec validation message breaks (first match wins).
+_RULES = (
+    ("missing required field", "required"),
+    ("unknown field", "unknown_field"),
+    ("of length <=", "max_length"),
+    ("of length >=", "min_length"),
+    ("Invalid enum value", "enum"),
+    ("Invalid", "format"),
+    ("matching regex", "pattern"),
+    (" <= ", "maximum"),
+    (" >= ", "minimum"),
+    ("Expected `", "type"),
+)
+_NAMED = re.compile(r"Object (?:missing required|contains unknown) field `([^`]*)`")
+
+
+def field_error(path: str, message: str) -> FieldError:
+    """msgspec's validation ``message`` at ``path`` ("" for the body itself) as the field
+    it names (a missing or unknown field too) and the rule it breaks."""
+    named = _NAMED.match(message)
+    if named:
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
+    rule = next((rule for marker, rule in _RULES if marker in message), None)
+    return FieldError(path or "body", message, rule)
+
+
+def validation_problem(text: str) -> Problem:
+    """422 for msgspec's ``ValidationError`` ("Expected `str` of length <= 64 - at
+    `$.uscc`")."""
+    message, _, at = text.partition(" - at `")
+    error = field_error(at.rstrip("`").removeprefix("$").lstrip("."), message)
+    return invalid(error.field, error.message, error.rule)
+
+
+def body_problem(exc: Exception, field: str = "body") -> Problem:
+    """400 for a body that cannot be read as JSON at all: not JSON, not UTF-8, or nested
+    deeper than the decoder goes (msgspec raises the last two as ``UnicodeDecodeError``
+    and ``RecursionError``, which would otherwise be a 500)."""
+    if isinstance(exc, UnicodeDecodeError):
+        message, rule = f"the body is not valid UTF-8 (byte {exc.start})", "utf8"
+    elif isinstance(exc, RecursionError):
+        message, rule = "the body nests arrays or objects too deeply", "max_depth"
+    else:
+        message, rule = f"the body is not valid JSON: {exc}", "json"
+    return Problem(
+        400, "malformed-json", "Malformed JSON", message, [FieldError(field, message, rule)]
+    )
+
+
+def unsupported_media(expected: str = "application/json") -> Problem:
+    return Problem(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        f"send the body as {expected}",
+        [FieldError("content-type", f"expected {expected}", "media_type")],
+    )
+
+
+def is_json_media(content_type: str) -> bool:
+    """``application/json`` or any ``application/*+json``, parameters ignored."""
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+class JSONBodyRequest(Request[Any, Any, Any]):
+    """The request of a handler with a JSON body (``data``), set per handler with
+    ``request_class``. The body is decoded straight into the handler's type, strictly as
+    ``/v1/check`` decodes its own (Litestar's conversion takes ``0`` for ``false``):
+    415 unless it is sent as JSON; 400 when it is not JSON, not UTF-8 or nested too deeply
+    (Litestar's own decoding lets the last two escape as a 500); 422 naming the field and
+    the rule it breaks."""
+
+    async def json(self) -> Any:
+        if not is_json_media(self.headers.get("content-type", "")):
+            raise unsupported_media()
+        data = self.route_handler.parsed_fn_signature.parameters.get("data")
+        decode = _typed_decoder(data.annotation) if data is not None else _decode_any
+        try:
+            return decode(await self.body())
+        except msgspec.ValidationError as exc:
+            raise validation_problem(str(exc)) from None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise body_problem(exc) from None
+
+
+@functools.cache
+def _typed_decoder(type_: Any) -> Callable[[bytes], Any]:
+    return msgspec.json.Decoder(type_).decode
+
+
+def body_too_large(limit: int) -> Problem:
+    message = f"the body exceeds {limit} bytes"
+    return Problem(
+        413,
+        "body-too-large",
+        "Request body too large",
+        message,
+        [FieldError("body", message, "max_body_size")],
+    )
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
@@ -72,9 +195,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise Problem(
-                413, "body-too-large", "Request body too large", f"the body exceeds {limit} bytes"
-            )
+            raise body_too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -93,16 +214,26 @@ _QUERY_LIMITS = {"uscc": 64, "matter": 64, "matter_code": 128, "case_ref": 256}
 
 
 def _parse_query(query_string: bytes) -> CheckRequest:
-    params = dict(parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        params = dict(parse_qsl(query_string.decode(), keep_blank_values=True, errors="strict"))
+    except UnicodeDecodeError:
+        message = "the query string is not valid UTF-8 (percent-decoded)"
+        raise Problem(
+            400,
+            "invalid-encoding",
+            "Invalid encoding",
+            message,
+            [FieldError("query", message, "utf8")],
+        ) from None
     for field in ("uscc", "matter"):
         if not params.get(field):
-            raise invalid(field, "required query parameter is missing")
+            raise invalid(field, "required query parameter is missing", "required")
     for field, limit in _QUERY_LIMITS.items():
         if len(params.get(field) or "") > limit:
-            raise invalid(field, f"longer than {limit} characters")
+            raise invalid(field, f"longer than {limit} characters", "max_length")
     commitment = _TRUE.get(params.get("commitment", "").lower())
     if commitment is None:
-        raise invalid("commitment", "must be true or false")
+        raise invalid("commitment", "must be true or false", "type")
     return CheckRequest(
         params["uscc"],
         params["matter"],
@@ -131,17 +262,16 @@ def check_handler(rt: Runtime) -> ASGIApp:
             elif method == "POST":
                 caller = rt.keys.authenticate(scope["headers"], "check")
                 if not _is_json(scope):
-                    raise Problem(
-                        415,
-                        "unsupported-media-type",
-                        "Unsupported media type",
-                        "send the check as application/json",
-                    )
+                    raise unsupported_media()
                 body = await _read_body(receive, MAX_CHECK_BODY)
+                if not body:
+                    raise invalid("body", "a JSON body is required", "required")
                 try:
                     request = _decode_check(body)
-                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                    raise from_validation_error(exc) from None
+                except msgspec.ValidationError as exc:
+                    raise validation_problem(str(exc)) from None
+                except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+                    raise body_problem(exc) from None
             else:
                 raise Problem(
                     405,
@@ -200,6 +330,7 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
     summary="Check up to 1,000 subjects for one matter",
     tags=["check"],
     request_max_body_size=256 * 1024,
+    request_class=JSONBodyRequest,
 )
 async def check_batch(
     request: Request[Any, Any, Any], data: JSONBody[BatchRequest]
@@ -209,14 +340,14 @@ async def check_batch(
     started = time.perf_counter()
     rt: Runtime = request.app.state.runtime
     caller = rt.keys.authenticate(request.scope["headers"], "check")
-    if not data.uscc:
-        raise invalid("uscc", "give between 1 and 1,000 codes")
     if len(data.uscc) > MAX_BATCH:
+        message = f"{len(data.uscc)} codes; a batch holds at most {MAX_BATCH}"
         raise Problem(
             413,
             "batch-too-large",
             "Batch too large",
-            f"{len(data.uscc)} codes; a batch holds at most {MAX_BATCH}",
+            message,
+            [FieldError("uscc", message, "max_items")],
         )
     rt.service.check_matter(data.matter)
     if rt.recorder.depth + len(data.uscc) > rt.recorder.max_queue:

@@ -7,18 +7,30 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
+from gateway.api.check import JSONBodyRequest
 from gateway.clock import CST
 from gateway.model import FeedbackRecord, MeasureFeedback
 from gateway.problems import FieldError, Problem, not_found
+from gateway.service import CheckResponse
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 
+class MeasureFeedbackRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One measure as reported (the limits hold for what is sent; stored feedback is read
+    back as :class:`MeasureFeedback`, without them)."""
+
+    code: Annotated[str, msgspec.Meta(max_length=64)]
+    executed: bool
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
 class FeedbackRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    measures: Annotated[list[MeasureFeedback], msgspec.Meta(max_length=200)]
+    measures: Annotated[list[MeasureFeedbackRequest], msgspec.Meta(max_length=200)]
     outcome: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     handled_by: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     handled_at: datetime | None = None
@@ -33,7 +45,14 @@ class FeedbackView(msgspec.Struct, frozen=True):
     received_at: str
 
 
+class CheckView(CheckResponse, frozen=True, kw_only=True):
+    """A check as answered (its body exactly as sent), with its feedback."""
+
+    feedback: FeedbackView | None
+
+
 _encode = msgspec.json.Encoder().encode
+_STORED = ResponseSpec(FeedbackView, description="The feedback as stored", generate_examples=False)
 
 
 def _view(record: FeedbackRecord) -> FeedbackView:
@@ -97,6 +116,15 @@ def _validate(data: JSONBody[FeedbackRequest], answered: dict[str, str]) -> None
     status_code=201,
     summary="Report which measures were executed (反馈)",
     request_max_body_size=64 * 1024,
+    request_class=JSONBodyRequest,
+    responses={
+        201: _STORED,
+        200: ResponseSpec(
+            FeedbackView,
+            description="The identical feedback again: the feedback as stored",
+            generate_examples=False,
+        ),
+    },
 )
 async def post_feedback(
     request: Request[Any, Any, Any], check_id: FromPath[str], data: JSONBody[FeedbackRequest]
@@ -112,7 +140,7 @@ async def post_feedback(
     record = FeedbackRecord(
         check_id=check_id,
         caller_id=caller.caller_id,
-        measures=tuple(data.measures),
+        measures=tuple([MeasureFeedback(m.code, m.executed, m.reason) for m in data.measures]),
         outcome=data.outcome,
         handled_by=data.handled_by,
         handled_at=data.handled_at.isoformat() if data.handled_at else None,
@@ -134,7 +162,14 @@ async def post_feedback(
 
 
 @get(
-    "/v1/checks/{check_id:str}", tags=["feedback"], summary="A check as answered, with its feedback"
+    "/v1/checks/{check_id:str}",
+    tags=["feedback"],
+    summary="A check as answered, with its feedback",
+    responses={
+        200: ResponseSpec(
+            CheckView, description="The check and its feedback", generate_examples=False
+        )
+    },
 )
 async def get_check(request: Request[Any, Any, Any], check_id: FromPath[str]) -> Response[bytes]:
     """The caller's own check, or any check with scope ``reports``."""

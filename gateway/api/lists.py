@@ -6,16 +6,20 @@ Every change names who made it: the actor is the calling system and its key id.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, get, post, put
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from gateway.api.check import JSONBodyRequest, body_problem, unsupported_media
 from gateway.identifiers import InvalidUSCC, validate_uscc
-from gateway.lists import parse_entries
-from gateway.model import Caller, Grade, GradeValue, ListEntry
+from gateway.lists import Rejection, parse_entries
+from gateway.model import Caller, Grade, GradeValue, ListEntry, StatusChange
 from gateway.problems import PROBLEM_JSON, FieldError, Problem, forbidden, invalid, not_found
 from gateway.service import uscc_problem
 from gateway.store import EntryNotFound, InvalidTransition
@@ -23,8 +27,11 @@ from gateway.store import EntryNotFound, InvalidTransition
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
+T = TypeVar("T")
 MAX_ROWS = 50_000
 MAX_BODY = 64 * 1024 * 1024
+#: The body of an entry's change or a grade: a few fields of at most 2,000 characters.
+SMALL_BODY = 16 * 1024
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
 _encode = msgspec.json.Encoder().encode
 _decode_rows = msgspec.json.Decoder(list[dict[str, Any]]).decode
@@ -56,6 +63,59 @@ class GradeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     as_of: date | None = None
 
 
+# What the handlers answer. Their bodies are encoded directly; these Structs describe them
+# in the OpenAPI document (and schemathesis checks that the answers conform).
+
+
+class EntryView(ListEntry, frozen=True, kw_only=True):
+    """An entry with its whole status history, oldest first."""
+
+    history: list[StatusChange]
+
+
+class UpsertSummary(msgspec.Struct, frozen=True):
+    inserted: int
+    updated: int
+    unchanged: int
+    #: Rows counted from 1; with ``allow_partial=true`` the valid rows were still applied.
+    rejected: list[Rejection]
+    #: The applied rows' entry ids, in input order (absent when nothing was applied).
+    entry_ids: list[str] = []
+
+
+class SubjectGrade(msgspec.Struct, frozen=True):
+    uscc: str
+    grade: Grade
+
+
+class RecentMeasure(msgspec.Struct, frozen=True):
+    code: str
+    state: str
+
+
+class RecentCheck(msgspec.Struct, frozen=True):
+    check_id: str
+    checked_at: str
+    caller_id: int
+    matter: str
+    verdict: str
+    measures: list[RecentMeasure]
+
+
+class SubjectView(msgspec.Struct, frozen=True):
+    uscc: str
+    entries: list[EntryView]
+    grade: Grade | None
+    recent_checks: list[RecentCheck]
+
+
+def _answer(view: type[msgspec.Struct], description: str) -> dict[int, ResponseSpec]:
+    return {200: ResponseSpec(view, description=description, generate_examples=False)}
+
+
+_ENTRY = _answer(EntryView, "The entry and its whole status history")
+
+
 def actor(caller: Caller) -> str:
     return f"{caller.name} ({caller.department}) key {caller.key_id}"
 
@@ -70,22 +130,36 @@ def _caller(request: Request[Any, Any, Any], *scopes: str) -> Caller:
 
 def _rows(body: bytes, content_type: str) -> list[tuple[int, dict[str, Any]]]:
     """A JSON array, or NDJSON (one object a line), as numbered rows."""
+    if "ndjson" in content_type or "jsonl" in content_type:
+        return [
+            (n, _decode(_decode_row, line, n))
+            for n, line in enumerate(body.splitlines(), start=1)
+            if line.strip()
+        ]
+    if not body.strip():
+        raise invalid("body", "a JSON array of entries is required", "required")
+    return list(enumerate(_decode(_decode_rows, body, None), start=1))
+
+
+_ROW_AT = re.compile(r" - at `\$\[(\d+)\]")
+
+
+def _decode(decode: Callable[[bytes], T], data: bytes, line: int | None) -> T:
+    """``decode(data)``; a body that is not JSON is a 400, JSON that is not objects a 422
+    naming the row (``line``: the NDJSON line decoded, counted from 1)."""
     try:
-        if "ndjson" in content_type or "jsonl" in content_type:
-            return [
-                (n, _decode_row(line))
-                for n, line in enumerate(body.splitlines(), start=1)
-                if line.strip()
-            ]
-        return list(enumerate(_decode_rows(body), start=1))
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise Problem(
-            400,
-            "malformed-json",
-            "Malformed body",
-            f"expected a JSON array of entries or NDJSON: {exc}",
-            [FieldError("body", str(exc))],
+        return decode(data)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        at = _ROW_AT.search(text)
+        row = line if line is not None else int(at.group(1)) + 1 if at else None
+        raise invalid(
+            f"rows[{row}]" if row else "body",
+            f"expected a JSON array of entries (objects) or NDJSON: {text.partition(' - at')[0]}",
+            "type",
         ) from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise body_problem(exc, "body" if line is None else f"rows[{line}]") from None
 
 
 @post(
@@ -94,6 +168,7 @@ def _rows(body: bytes, content_type: str) -> list[tuple[int, dict[str, Any]]]:
     status_code=200,
     request_max_body_size=MAX_BODY,
     summary="Upsert list entries (JSON array or NDJSON), idempotent on (source, source_id)",
+    responses=_answer(UpsertSummary, "What was applied, and every rejected row"),
 )
 async def upsert_entries(
     request: Request[Any, Any, Any], allow_partial: FromQuery[bool] = False
@@ -104,12 +179,7 @@ async def upsert_entries(
     caller = _caller(request, "lists")
     content_type = request.headers.get("content-type", "")
     if "json" not in content_type:
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "send application/json (an array) or application/x-ndjson",
-        )
+        raise unsupported_media("application/json (an array) or application/x-ndjson")
     rows = _rows(await request.body(), content_type)
     if len(rows) > MAX_ROWS:
         raise Problem(
@@ -180,6 +250,9 @@ def _ok(body: bytes) -> Response[bytes]:
     tags=["lists"],
     status_code=200,
     summary="Open an objection (异议): punishments are suspended while it is verified",
+    request_max_body_size=SMALL_BODY,
+    request_class=JSONBodyRequest,
+    responses=_ENTRY,
 )
 async def open_objection(
     request: Request[Any, Any, Any], entry_id: FromPath[str], data: JSONBody[ObjectionRequest]
@@ -198,6 +271,9 @@ async def open_objection(
     tags=["lists"],
     status_code=200,
     summary="Resolve an objection: upheld → revoked, not upheld → active",
+    request_max_body_size=SMALL_BODY,
+    request_class=JSONBodyRequest,
+    responses=_ENTRY,
 )
 async def resolve_objection(
     request: Request[Any, Any, Any], entry_id: FromPath[str], data: JSONBody[ResolveRequest]
@@ -216,6 +292,9 @@ async def resolve_objection(
     tags=["lists"],
     status_code=200,
     summary="Credit repair (信用修复): the entry stops producing measures at once",
+    request_max_body_size=SMALL_BODY,
+    request_class=JSONBodyRequest,
+    responses=_ENTRY,
 )
 async def repair(
     request: Request[Any, Any, Any], entry_id: FromPath[str], data: JSONBody[RepairRequest]
@@ -230,7 +309,13 @@ async def repair(
 
 
 @post(
-    "/v1/entries/{entry_id:str}/revoke", tags=["lists"], status_code=200, summary="Revoke an entry"
+    "/v1/entries/{entry_id:str}/revoke",
+    tags=["lists"],
+    status_code=200,
+    summary="Revoke an entry",
+    request_max_body_size=SMALL_BODY,
+    request_class=JSONBodyRequest,
+    responses=_ENTRY,
 )
 async def revoke(
     request: Request[Any, Any, Any], entry_id: FromPath[str], data: JSONBody[RevokeRequest]
@@ -254,6 +339,9 @@ def _subject_code(uscc: str) -> str:
     tags=["lists"],
     status_code=200,
     summary="Set a subject's credit grade (分级分类)",
+    request_max_body_size=SMALL_BODY,
+    request_class=JSONBodyRequest,
+    responses=_answer(SubjectGrade, "The grade as set"),
 )
 async def put_grade(
     request: Request[Any, Any, Any], uscc: FromPath[str], data: JSONBody[GradeRequest]
@@ -270,6 +358,7 @@ async def put_grade(
     "/v1/subjects/{uscc:str}",
     tags=["lists"],
     summary="A subject: every entry with its status history, its grade and its recent checks",
+    responses=_answer(SubjectView, "The subject"),
 )
 async def get_subject(
     request: Request[Any, Any, Any], uscc: FromPath[str], checks: FromQuery[int] = 20
