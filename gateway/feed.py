@@ -50,8 +50,7 @@ async def build(store: Store, snapshot: Snapshot, saved: Path | None = None) -> 
             return
     version = await store.last_change_seq()
     async for chunk in store.live_records():
-        for uscc, records, grade in chunk:
-            snapshot.load_records(uscc, records, grade)
+        snapshot.load_records(chunk)
         await asyncio.sleep(0)
     await snapshot.finish_load(version)
     snapshot.origin = "store"

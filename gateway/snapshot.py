@@ -92,10 +92,11 @@ class Snapshot:
             self._builder = CompactBuilder()
         self._builder.add(uscc, entries, grade)
 
-    def load_records(self, uscc: str, records: list[EntryRecord], grade: Grade | None) -> None:
+    def load_records(self, subjects: Iterable[tuple[str, list[EntryRecord], Grade | None]]) -> None:
+        """Subjects as the store's raw records (``Store.live_records``)."""
         if self._builder is None:
             self._builder = CompactBuilder()
-        self._builder.add_records(uscc, records, grade)
+        self._builder.add_many(subjects)
 
     async def finish_load(self, version: int) -> None:
         """Pack what was loaded (yielding to the event loop as it goes) and serve it."""
