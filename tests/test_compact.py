@@ -7,7 +7,7 @@ import asyncio
 import random
 from datetime import date, timedelta
 
-from gateway.compact import CompactBuilder, as_checked
+from gateway.compact import CompactBuilder, _record, as_checked
 from gateway.model import Grade, ListEntry
 from gateway.snapshot import Snapshot, Subject
 from gateway.store.rows import new_ids
@@ -128,3 +128,23 @@ def test_every_kind_of_entry_id_reads_back_as_it_was_stored() -> None:
     found = builder.finish().get(code)
     assert found is not None
     assert [e.entry_id for e in found.entries] == ids
+
+
+def test_a_chunk_packed_at_once_reads_back_like_subjects_added_one_by_one() -> None:
+    rnd = random.Random(11)
+    codes = [make_uscc(rnd, "310115") for _ in range(300)] + ["N0T-A-USCC", "统一代码"]
+    subjects = {code: random_subject(rnd, code) for code in codes}
+    subjects[codes[0]] = random_subject(rnd, codes[0], entry_id="E-odd-id")
+    chunk = [
+        (code, [_record(e) for e in subject.entries], subject.grade)
+        for code, subject in subjects.items()
+    ]
+    one_by_one, at_once = CompactBuilder(), CompactBuilder()
+    for code, subject in subjects.items():
+        one_by_one.add(code, subject.entries, subject.grade)
+    at_once.add_many(chunk)
+    assert at_once.entry_count == one_by_one.entry_count
+    first, second = one_by_one.finish(), at_once.finish()
+    assert len(first) == len(second)
+    for code, subject in subjects.items():
+        assert second.get(code) == first.get(code) == expected(subject)
