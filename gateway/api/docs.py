@@ -192,6 +192,7 @@ def merge_check_docs(schema: OpenAPI) -> None:
     docs: Any = Litestar(
         [check_get, check_post, catalog_answer, batch_item_error],
         openapi_config=OpenAPIConfig(title="docs", version="0"),
+        logging_config=None,  # a throwaway app: the served one configures logging
     ).openapi_schema
     paths = schema.paths = {**(schema.paths or {}), "/v1/check": docs.paths["/v1/check"]}
     components = schema.components = schema.components or Components()
