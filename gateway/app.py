@@ -41,6 +41,7 @@ from gateway.api.lists import (
     upsert_entries,
 )
 from gateway.api.ops import get_catalog, healthz, readyz
+from gateway.privacy import install_log_redaction, redact_responses
 from gateway.problems import PROBLEM_JSON, FieldError, Problem
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -188,8 +189,10 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
         ),
+        middleware=[redact_responses],
         debug=False,
     )
     app.state.runtime = runtime
     merge_check_docs(app.openapi_schema)
+    install_log_redaction()  # after merge_check_docs: the app it builds resets logging
     return GatewayApp(app, check)

@@ -18,6 +18,7 @@ from gateway.engine import UnknownMatter, decide
 from gateway.identifiers import InvalidUSCC, validate_uscc
 from gateway.ids import uuid7
 from gateway.model import Caller, CheckRecord, FeedbackRecord, Grade, ListEntry, Measure
+from gateway.privacy import redact
 from gateway.problems import FieldError, Problem, invalid, overloaded
 from gateway.recorder import Recorder, RecorderFull
 from gateway.snapshot import Snapshot
@@ -152,8 +153,8 @@ class CheckService:
                 catalog.version,
                 checked_at,
                 self.degraded,
-                matter_code,
-                case_ref,
+                matter_code and redact(matter_code),
+                case_ref and redact(case_ref),
             )
         )
         return CheckRecord(
@@ -178,7 +179,7 @@ class CheckService:
         list_type = self.catalog.list_types.get(entry.list_type)
         return HitView(
             entry.entry_id,
-            entry.subject_name,
+            redact(entry.subject_name),
             entry.list_type,
             list_type.kind if list_type else "",
             list_type.name if list_type else "",
@@ -186,7 +187,7 @@ class CheckService:
             entry.listed_on,
             entry.expires_on,
             entry.status,
-            entry.document_no,
+            redact(entry.document_no),
         )
 
     async def record(self, records: list[CheckRecord]) -> None:

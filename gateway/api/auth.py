@@ -31,7 +31,6 @@ from gateway.ratelimit import RateLimits
 from gateway.store import KeyInForce, Store, key_id_of, matches
 from gateway.store.callers import KEYS_CONTROL
 
-
 #: Keys remembered as verified between two reloads (one SHA-256 instead of an HMAC).
 MAX_VERIFIED = 10_000
 

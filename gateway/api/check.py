@@ -24,6 +24,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from gateway.ids import uuid7
 from gateway.model import CheckRecord
+from gateway.privacy import redact
 from gateway.problems import PROBLEM_JSON, FieldError, Problem, ProblemBody, invalid, overloaded
 
 if TYPE_CHECKING:
@@ -368,7 +369,7 @@ async def check_batch(
             )
         except Problem as problem:
             results.append(
-                msgspec.Raw(_encode(BatchItemError(code, msgspec.Raw(problem.encode()))))
+                msgspec.Raw(_encode(BatchItemError(redact(code), msgspec.Raw(problem.encode()))))
             )
             continue
         records.append(record)
