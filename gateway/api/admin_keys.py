@@ -16,6 +16,7 @@ import msgspec
 from litestar import Request, Response, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from gateway.api.check import JSONBodyRequest
 from gateway.api.lists import actor
 from gateway.model import SCOPES, Caller, Scope
 from gateway.problems import forbidden, invalid, not_found
@@ -28,6 +29,7 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Rate = Annotated[float, msgspec.Meta(gt=0, le=1_000_000)]
 Burst = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 KeyId = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9]{8}$")]
+MAX_BODY = 16 * 1024
 #: The longest overlap a rotation allows: 30 days.
 MAX_OVERLAP = 30 * 24 * 3600
 
@@ -82,6 +84,18 @@ def _moment(field: str, moment: datetime | None) -> str | None:
     return moment.astimezone().isoformat(timespec="milliseconds")
 
 
+def _parse_moment(field: str, text: str | None) -> datetime | None:
+    """An ISO 8601 date and time (with its offset, see :func:`_moment`), strictly."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise invalid(
+            field, "an ISO 8601 date and time with its offset, e.g. 2026-11-22T08:00:00+08:00"
+        ) from None
+
+
 def _limits(data: KeyLimitsRequest) -> KeyLimits:
     _moment("expires_at", data.expires_at)
     if data.expires_at is not None and data.expires_at <= datetime.now().astimezone():
@@ -110,7 +124,14 @@ async def list_keys(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     return await rt.store.list_keys()
 
 
-@post("/v1/admin/keys", tags=["admin"], status_code=201, summary="Create a key")
+@post(
+    "/v1/admin/keys",
+    tags=["admin"],
+    status_code=201,
+    summary="Create a key",
+    request_class=JSONBodyRequest,
+    request_max_body_size=MAX_BODY,
+)
 async def create_key(request: Request[Any, Any, Any], data: JSONBody[CreateKeyRequest]) -> NewKey:
     """The answer holds the key, once: store it now. The caller (system and department)
     is created on first use."""
@@ -143,17 +164,19 @@ async def revoke_key(request: Request[Any, Any, Any], key_id: FromPath[KeyId]) -
     tags=["admin"],
     status_code=201,
     summary="A new key for the same caller; the old one works for an overlap window",
+    request_class=JSONBodyRequest,
+    request_max_body_size=MAX_BODY,
 )
 async def rotate_key(
     request: Request[Any, Any, Any],
     key_id: FromPath[KeyId],
-    data: JSONBody[RotateKeyRequest | None] = None,
+    data: JSONBody[RotateKeyRequest],
 ) -> NewKey:
     """The new key has the old one's caller, scopes and rate limit; the old key keeps
-    working for ``overlap_seconds`` (default one day) or until its own expiry if
-    sooner, so the calling system can switch without a failed request."""
+    working for ``overlap_seconds`` (default one day: send ``{}``) or until its own
+    expiry if sooner, so the calling system can switch without a failed request."""
     rt, admin = _admin(request)
-    overlap = timedelta(seconds=(data or RotateKeyRequest()).overlap_seconds)
+    overlap = timedelta(seconds=data.overlap_seconds)
     try:
         caller, key, old = await rt.store.rotate_key(key_id, overlap, actor(admin))
     except KeyNotFound as exc:
@@ -165,6 +188,8 @@ async def rotate_key(
     "/v1/admin/keys/{key_id:str}/limits",
     tags=["admin"],
     summary="Set a key's expiry and rate limit (null clears each)",
+    request_class=JSONBodyRequest,
+    request_max_body_size=MAX_BODY,
 )
 async def set_key_limits(
     request: Request[Any, Any, Any], key_id: FromPath[KeyId], data: JSONBody[KeyLimitsRequest]
@@ -182,9 +207,9 @@ async def audit_log(
     action: Annotated[str | None, QueryParameter(name="action", max_length=100)] = None,
     actor_name: Annotated[str | None, QueryParameter(name="actor", max_length=300)] = None,
     target: Annotated[str | None, QueryParameter(name="target", max_length=200)] = None,
-    since: Annotated[datetime | None, QueryParameter(name="since")] = None,
-    until: Annotated[datetime | None, QueryParameter(name="until")] = None,
-    after_id: Annotated[int, QueryParameter(name="after_id", ge=0)] = 0,
+    since: Annotated[str | None, QueryParameter(name="since", max_length=40)] = None,
+    until: Annotated[str | None, QueryParameter(name="until", max_length=40)] = None,
+    after_id: Annotated[int, QueryParameter(name="after_id", ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, QueryParameter(name="limit", ge=1, le=1000)] = 100,
 ) -> Response[dict[str, Any]]:
     """Oldest first: who (the calling system and key, or ``cli:<user>``), when, what
@@ -197,8 +222,8 @@ async def audit_log(
         action=action,
         actor=actor_name,
         target=target,
-        since=_moment("since", since),
-        until=_moment("until", until),
+        since=_moment("since", _parse_moment("since", since)),
+        until=_moment("until", _parse_moment("until", until)),
         after_id=after_id,
         limit=limit,
     )

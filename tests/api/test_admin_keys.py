@@ -101,7 +101,9 @@ def test_rotation_keeps_the_old_key_for_the_overlap_then_only_the_new_one(
     assert listing[new["key_id"]]["rate_per_second"] == 500.0  # the limit goes with it
     assert listing[new["key_id"]]["replaces"] == old["key_id"]
     # An expired key cannot be rotated again.
-    again = client.post(f"/v1/admin/keys/{old['key_id']}/rotate", headers=seeded.auth("admin"))
+    again = client.post(
+        f"/v1/admin/keys/{old['key_id']}/rotate", json={}, headers=seeded.auth("admin")
+    )
     assert again.status_code == 404
 
 
@@ -158,7 +160,7 @@ def test_every_change_is_in_the_audit_log_with_before_and_after(
     created = create(client, seeded)
     key_id = created["key_id"]
     client.put(f"/v1/admin/keys/{key_id}/limits", json={"rate_per_second": 5.0}, headers=admin)
-    rotated = client.post(f"/v1/admin/keys/{key_id}/rotate", headers=admin).json()
+    rotated = client.post(f"/v1/admin/keys/{key_id}/rotate", json={}, headers=admin).json()
     client.post(f"/v1/admin/keys/{rotated['key_id']}/revoke", headers=admin)
 
     audit = client.get("/v1/admin/audit", params={"target": key_id}, headers=admin)
@@ -215,3 +217,37 @@ def test_a_bad_key_request_is_refused_naming_the_field_and_creates_nothing(
     assert response.headers["content-type"].startswith("application/problem+json")
     assert field in response.text
     assert client.get("/v1/admin/keys", headers=admin).json() == before
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"until": "0.5"}, "until"),
+        ({"since": "2026-11-22T08:00:00"}, "since"),  # no offset
+        ({"after_id": str(2**70)}, "after_id"),
+        ({"limit": "0"}, "limit"),
+    ],
+)
+def test_a_bad_audit_query_is_refused_naming_the_parameter(
+    client: Client, seeded: Seeded, params: dict[str, str], field: str
+) -> None:
+    response = client.get("/v1/admin/audit", params=params, headers=seeded.auth("admin"))
+    assert response.status_code in (400, 422), response.text
+    assert field in response.text
+
+
+def test_a_key_body_that_is_not_json_or_not_utf8_is_400_or_415(
+    client: Client, seeded: Seeded
+) -> None:
+    admin = seeded.auth("admin")
+    bad = client.post(
+        "/v1/admin/keys",
+        content=b'{"caller": "\xff", "department": "y", "scopes": ["check"]}',
+        headers=admin | {"Content-Type": "application/json"},
+    )
+    assert bad.status_code == 400, bad.text
+    text = client.post(
+        "/v1/admin/keys", content=b"caller=x", headers=admin | {"Content-Type": "text/plain"}
+    )
+    assert text.status_code == 415, text.text
+    assert all(k["caller"] != "x" for k in client.get("/v1/admin/keys", headers=admin).json())
