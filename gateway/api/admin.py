@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response, post
 
+from gateway.api.auth import key_guard
 from gateway.api.lists import actor
 from gateway.problems import FieldError, Problem, forbidden
 from measures_catalog import CatalogError
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     tags=["admin"],
     status_code=200,
     summary="Validate the catalog directory and put it in force on every worker",
+    guards=[key_guard("admin")],
 )
 async def reload_catalog(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """The new catalog is validated first: if it is refused, the answer is 422 with every

@@ -16,6 +16,7 @@ import msgspec
 from litestar import Request, Response, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from gateway.api.auth import key_guard
 from gateway.api.check import JSONBodyRequest
 from gateway.api.lists import actor
 from gateway.model import SCOPES, Caller, Scope
@@ -131,6 +132,7 @@ async def list_keys(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     summary="Create a key",
     request_class=JSONBodyRequest,
     request_max_body_size=MAX_BODY,
+    guards=[key_guard("admin")],
 )
 async def create_key(request: Request[Any, Any, Any], data: JSONBody[CreateKeyRequest]) -> NewKey:
     """The answer holds the key, once: store it now. The caller (system and department)
@@ -166,6 +168,7 @@ async def revoke_key(request: Request[Any, Any, Any], key_id: FromPath[KeyId]) -
     summary="A new key for the same caller; the old one works for an overlap window",
     request_class=JSONBodyRequest,
     request_max_body_size=MAX_BODY,
+    guards=[key_guard("admin")],
 )
 async def rotate_key(
     request: Request[Any, Any, Any],
@@ -190,6 +193,7 @@ async def rotate_key(
     summary="Set a key's expiry and rate limit (null clears each)",
     request_class=JSONBodyRequest,
     request_max_body_size=MAX_BODY,
+    guards=[key_guard("admin")],
 )
 async def set_key_limits(
     request: Request[Any, Any, Any], key_id: FromPath[KeyId], data: JSONBody[KeyLimitsRequest]

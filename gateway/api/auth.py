@@ -23,6 +23,11 @@ import math
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
 
 from gateway.jobs import Periodic
 from gateway.model import Caller
@@ -92,9 +97,15 @@ class KeyRing:
     async def stop(self) -> None:
         await self._refresh.stop()
 
-    def authenticate(self, headers: Iterable[tuple[bytes, bytes]], scope: str | None) -> Caller:
+    def authenticate(
+        self,
+        headers: Iterable[tuple[bytes, bytes]],
+        scope: str | None,
+        *,
+        charge: bool = True,
+    ) -> Caller:
         """The caller of a request, which must hold ``scope`` (None: any valid key) and be
-        within its rate limit."""
+        within its rate limit (a token is taken unless ``charge`` is false)."""
         key = presented_key(headers)
         if key is None:
             raise unauthorized(
@@ -114,7 +125,27 @@ class KeyRing:
             raise unauthorized(f"the API key {found.key_id} expired at {ended}")
         if scope is not None and scope not in found.caller.scopes:
             raise forbidden(scope)
-        wait = self.limits.wait(found.key_id, found.rate_per_second, found.burst, time.monotonic())
-        if wait:
-            raise rate_limited(found.key_id, wait)
+        if charge:
+            wait = self.limits.wait(
+                found.key_id, found.rate_per_second, found.burst, time.monotonic()
+            )
+            if wait:
+                raise rate_limited(found.key_id, wait)
         return found.caller
+
+
+def key_guard(*scopes: str) -> Guard:
+    """A route guard: a valid key holding one of ``scopes`` (none: any valid key). Guards
+    run before Litestar reads the body, so a caller without a valid key learns nothing
+    about the body it sent (401/403, not 400/415/422). The handler authenticates again,
+    taking the rate-limit token."""
+    wanted = frozenset(scopes)
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        caller = connection.app.state.runtime.keys.authenticate(
+            connection.scope["headers"], None, charge=False
+        )
+        if wanted and not caller.scopes & wanted:
+            raise forbidden(" or ".join(sorted(wanted)))
+
+    return guard

@@ -22,6 +22,7 @@ from litestar import Request, Response, asgi, post
 from litestar.params import JSONBody
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from gateway.api.auth import key_guard
 from gateway.ids import uuid7
 from gateway.model import CheckRecord
 from gateway.privacy import redact
@@ -332,6 +333,7 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
     tags=["check"],
     request_max_body_size=256 * 1024,
     request_class=JSONBodyRequest,
+    guards=[key_guard("check")],
 )
 async def check_batch(
     request: Request[Any, Any, Any], data: JSONBody[BatchRequest]

@@ -10,6 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
+from gateway.api.auth import key_guard
 from gateway.api.check import JSONBodyRequest
 from gateway.clock import CST
 from gateway.model import FeedbackRecord, MeasureFeedback
@@ -125,6 +126,7 @@ def _validate(data: JSONBody[FeedbackRequest], answered: dict[str, str]) -> None
             generate_examples=False,
         ),
     },
+    guards=[key_guard("feedback")],
 )
 async def post_feedback(
     request: Request[Any, Any, Any], check_id: FromPath[str], data: JSONBody[FeedbackRequest]

@@ -16,6 +16,7 @@ from litestar import Request, Response, get, post, put
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from gateway.api.auth import key_guard
 from gateway.api.check import JSONBodyRequest, body_problem, unsupported_media
 from gateway.identifiers import InvalidUSCC, validate_uscc
 from gateway.lists import Rejection, parse_entries
@@ -169,6 +170,7 @@ def _decode(decode: Callable[[bytes], T], data: bytes, line: int | None) -> T:
     request_max_body_size=MAX_BODY,
     summary="Upsert list entries (JSON array or NDJSON), idempotent on (source, source_id)",
     responses=_answer(UpsertSummary, "What was applied, and every rejected row"),
+    guards=[key_guard("lists")],
 )
 async def upsert_entries(
     request: Request[Any, Any, Any], allow_partial: FromQuery[bool] = False
@@ -253,6 +255,7 @@ def _ok(body: bytes) -> Response[bytes]:
     request_max_body_size=SMALL_BODY,
     request_class=JSONBodyRequest,
     responses=_ENTRY,
+    guards=[key_guard("lists")],
 )
 async def open_objection(
     request: Request[Any, Any, Any], entry_id: FromPath[str], data: JSONBody[ObjectionRequest]
@@ -274,6 +277,7 @@ async def open_objection(
     request_max_body_size=SMALL_BODY,
     request_class=JSONBodyRequest,
     responses=_ENTRY,
+    guards=[key_guard("lists")],
 )
 async def resolve_objection(
     request: Request[Any, Any, Any], entry_id: FromPath[str], data: JSONBody[ResolveRequest]
@@ -295,6 +299,7 @@ async def resolve_objection(
     request_max_body_size=SMALL_BODY,
     request_class=JSONBodyRequest,
     responses=_ENTRY,
+    guards=[key_guard("lists")],
 )
 async def repair(
     request: Request[Any, Any, Any], entry_id: FromPath[str], data: JSONBody[RepairRequest]
@@ -316,6 +321,7 @@ async def repair(
     request_max_body_size=SMALL_BODY,
     request_class=JSONBodyRequest,
     responses=_ENTRY,
+    guards=[key_guard("lists")],
 )
 async def revoke(
     request: Request[Any, Any, Any], entry_id: FromPath[str], data: JSONBody[RevokeRequest]
@@ -342,6 +348,7 @@ def _subject_code(uscc: str) -> str:
     request_max_body_size=SMALL_BODY,
     request_class=JSONBodyRequest,
     responses=_answer(SubjectGrade, "The grade as set"),
+    guards=[key_guard("lists")],
 )
 async def put_grade(
     request: Request[Any, Any, Any], uscc: FromPath[str], data: JSONBody[GradeRequest]

@@ -137,3 +137,22 @@ def test_a_caller_reads_only_its_own_checks_and_reports_reads_all(
     assert client.get(path, headers=seeded.auth("reports")).status_code == 200
     feedback = client.post(f"{path}/feedback", json={"measures": []}, headers=seeded.auth("other"))
     assert feedback.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "allowed"),
+    [(m, p, a) for m, p, a, kw in MATRIX if "json" in kw and a not in (PUBLIC, ANY_KEY)],
+    ids=[f"{m} {p}" for m, p, a, kw in MATRIX if "json" in kw and a not in (PUBLIC, ANY_KEY)],
+)
+def test_the_key_is_checked_before_the_body(
+    client: Client, seeded: Seeded, method: str, template: str, allowed: set[str]
+) -> None:
+    path = template.format(check_id="0" * 32, entry_id="e", uscc=RESTRICTED, key_id="AAAAAAAA")
+    outsider = next(who for who, scopes in KEYS.items() if not scopes & allowed)
+    for content, media in ((b'{"uscc": [', "application/json"), (b"x=1", "text/plain")):
+        anonymous = client.request(method, path, content=content, headers={"Content-Type": media})
+        assert anonymous.status_code == 401, (media, anonymous.text)
+        lacking = client.request(
+            method, path, content=content, headers=seeded.auth(outsider) | {"Content-Type": media}
+        )
+        assert lacking.status_code == 403, (media, lacking.text)
