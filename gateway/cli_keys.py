@@ -44,7 +44,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     rotate.add_argument("key_id")
     rotate.add_argument("--overlap-hours", type=float, default=24.0)
-    limit = key_commands.add_parser("limit", help="set a key's expiry and rate limit")
+    limit = key_commands.add_parser(
+        "limit", help="set a key's expiry and rate limit (what is not given stays)"
+    )
     limit.add_argument("key_id")
     _limit_options(limit)
 
@@ -117,6 +119,15 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             print("the key is shown once; store it now:")
             print(key)
         elif command == "limit":
+            current = {k["key_id"]: k for k in await store.list_keys()}.get(args.key_id)
+            if current is not None:  # what is not given stays as it is
+                limits = KeyLimits(
+                    limits.expires_at
+                    if limits.expires_at is not None
+                    else _moment(current["expires_at"]),
+                    limits.rate_per_second or current["rate_per_second"],
+                    limits.burst or current["burst"],
+                )
             try:
                 row = await store.set_key_limits(args.key_id, limits, _actor())
             except KeyNotFound as exc:
@@ -131,6 +142,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await store.close()
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def _error(message: str, code: int = 2) -> int:

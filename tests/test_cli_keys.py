@@ -33,6 +33,11 @@ def test_rotate_limit_and_the_audit_log_from_the_command_line(tmp_path: Path) ->
     limited = run_gateway(db, "keys", "limit", new_key.split("_")[1], "--rate", "5")
     assert limited.returncode == 0, limited.stderr
     assert "rate 5.0/s" in limited.stdout
+    assert "expires never" in limited.stdout
+    old_limited = run_gateway(db, "keys", "limit", key_id, "--burst", "7")
+    assert old_limited.returncode == 0, old_limited.stderr
+    assert "rate 50.0/s, burst 7" in old_limited.stdout  # the rate it had stays
+    assert "expires never" not in old_limited.stdout  # and its end (from the rotation)
 
     listing = run_gateway(db, "keys", "list").stdout.splitlines()
     assert listing[0].split("\t")[-2:] == ["expires_at", "rate_per_second"]
@@ -44,7 +49,7 @@ def test_rotate_limit_and_the_audit_log_from_the_command_line(tmp_path: Path) ->
     assert audit.returncode == 0, audit.stderr
     lines = [json.loads(line) for line in audit.stdout.splitlines()]
     assert [line["action"] for line in lines] == [
-        "key.create", "key.rotate", "key.create", "key.limits",
+        "key.create", "key.rotate", "key.create", "key.limits", "key.limits",
     ]  # fmt: skip
     assert {line["actor"] for line in lines} == {f"cli:{getpass.getuser()}"}
     assert key not in audit.stdout
