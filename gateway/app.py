@@ -40,7 +40,7 @@ from gateway.api.lists import (
     revoke,
     upsert_entries,
 )
-from gateway.api.ops import get_catalog, healthz, readyz
+from gateway.api.ops import get_catalog, healthz, metrics_text, readyz
 from gateway.privacy import install_log_redaction, redact_responses
 from gateway.problems import PROBLEM_JSON, FieldError, Problem
 from gateway.runtime import Runtime
@@ -164,6 +164,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             get_catalog,
             healthz,
             readyz,
+            metrics_text,
             upsert_entries,
             open_objection,
             resolve_objection,

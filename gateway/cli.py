@@ -148,6 +148,13 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
 
     os.environ["GATEWAY_DB"] = settings.db
     os.environ["GATEWAY_WORKERS"] = str(workers)  # each enforces its share of rate limits
+    # Every worker keeps its metrics in a file there; a scrape adds them up (gateway.metrics).
+    # Not imported here: prometheus_client reads the variable when it is first imported.
+    metrics_dir = Path(settings.db).resolve().parent / "metrics" / str(port)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     server = Granian(
         "gateway.app:create_app",
         factory=True,
@@ -158,6 +165,10 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         backlog=2048,
         log_access=access_log,
         log_dictconfig=granian_logging(),
+        # A worker that dies (killed, out of memory) is started again, not the end of the
+        # server: the others answer meanwhile.
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
     )
     # SIGHUP reloads the catalog in every worker instead of respawning them: validated
     # here first, then announced through the store; a refused catalog changes nothing.

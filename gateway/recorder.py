@@ -96,11 +96,15 @@ class Recorder:
         max_batch: int = 1_000,
         inline_factory: Callable[[], InlineWriter] | None = None,
         durable: bool = True,
+        on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         self._writer_factory = writer_factory
         self._inline_factory = inline_factory
         self._inline: InlineWriter | None = None
         self._durable = durable
+        #: Told (records, seconds from the start of its commit to durable) of each batch.
+        self._on_batch = on_batch
+        self._writing: dict[int, float] = {}  # id(batch) → when its commit began
         self._syncer: WalSyncer[Pending] | None = None
         self._turn: list[Pending] = []
         self._turn_scheduled = False
@@ -218,6 +222,7 @@ class Recorder:
         ):
             return  # _sync_idle commits them
         batch, self._turn = self._turn, []
+        self._writing[id(batch)] = time.perf_counter()
         assert self._inline is not None
         checks = [r for r, _ in batch if isinstance(r, CheckRecord)]
         feedback = [r for r, _ in batch if isinstance(r, FeedbackRecord)]
@@ -228,6 +233,7 @@ class Recorder:
             self._failed(batch, exc)
             return
         if inserted is None:  # the lock is taken elsewhere
+            del self._writing[id(batch)]
             self._lock_busy(batch)
             return
         self._busy_since = None
@@ -280,6 +286,7 @@ class Recorder:
                         self._work.wait()
                     continue
                 batch = [queue.popleft() for _ in range(min(self.max_batch, len(queue)))]
+                self._writing[id(batch)] = time.perf_counter()
                 checks = [r for r, _ in batch if isinstance(r, CheckRecord)]
                 feedback = [r for r, _ in batch if isinstance(r, FeedbackRecord)]
                 try:
@@ -292,6 +299,9 @@ class Recorder:
             writer.close()
 
     def _committed(self, batch: list[Pending], inserted: list[bool]) -> None:
+        began = self._writing.pop(id(batch), None)
+        if self._on_batch is not None and began is not None:
+            self._on_batch(len(batch), time.perf_counter() - began)
         self.last_error = ""
         self.last_write = time.monotonic()
         self.batches += 1
@@ -303,6 +313,7 @@ class Recorder:
                 future.set_result(result)
 
     def _failed(self, batch: list[Pending], exc: Exception) -> None:
+        self._writing.pop(id(batch), None)
         self.last_error = f"{type(exc).__name__}: {exc}"
         log.error("batch of %d records not committed: %s", len(batch), self.last_error)
         for _, future in batch:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from gateway import feed
+from gateway import feed, metrics
 from gateway.api.auth import KeyRing
-from gateway.jobs import CatalogReloader, ExpirySweep
+from gateway.jobs import CatalogReloader, ExpirySweep, Periodic
+from gateway.metrics import Metrics
 from gateway.ratelimit import RateLimits
 from gateway.recorder import Recorder
 from gateway.service import CheckService
@@ -16,6 +17,8 @@ from gateway.store import CheckWriter, Maintenance, Store
 from measures_catalog import Catalog, load
 
 log = logging.getLogger("gateway")
+#: Seconds between two flushes of a worker's tallies into the exported metrics.
+METRICS_INTERVAL = 1.0
 
 
 class Runtime:
@@ -26,6 +29,8 @@ class Runtime:
     follower: feed.ChangeFollower
     catalogs: CatalogReloader
     expiry: ExpirySweep
+    metrics: Metrics
+    publisher: Periodic
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -44,6 +49,8 @@ class Runtime:
             settings.rate_limit or None, settings.rate_burst or None, settings.workers
         )
         self.keys = KeyRing(self.store, settings.keys_refresh, limits)
+        self.metrics = Metrics()
+        metrics.forget_dead_workers()
         await self.keys.load()
         await feed.build(self.store, self.snapshot, settings.snapshot_path)
         self.recorder = Recorder(
@@ -54,9 +61,10 @@ class Runtime:
             # recorder's syncer fsyncs the log once for many before anyone is answered.
             inline_factory=lambda: CheckWriter(settings.db, synchronous="NORMAL").open(),
             durable=settings.sync == "FULL",
+            on_batch=lambda records, seconds: self.metrics.tally.batch(records, seconds),
         )
         await self.recorder.start()
-        self.service = CheckService(self.catalog, self.snapshot, self.recorder)
+        self.service = CheckService(self.catalog, self.snapshot, self.recorder, self.metrics)
         self.follower = feed.ChangeFollower(self.store, self.snapshot, settings.poll_interval)
         self.follower.start()
         self.keys.start()
@@ -65,6 +73,9 @@ class Runtime:
         self.expiry = ExpirySweep(self, settings.expiry_interval)
         await self.expiry.sweep()
         self.expiry.periodic.start()
+        self.publisher = Periodic("metrics", METRICS_INTERVAL, self.publish_metrics)
+        await self.publish_metrics()
+        self.publisher.start()
         self.started = True
         log.info(
             "gateway ready: catalog %s, snapshot %d (%d subjects), db %s",
@@ -86,14 +97,32 @@ class Runtime:
         if not self.started:
             return
         self.started = False
+        await self.publisher.stop()
         await self.expiry.periodic.stop()
         await self.catalogs.watch.stop()
         await self.follower.stop()
         await self.snapshot.close()
         await self.keys.stop()
         await self.recorder.stop()
+        self.metrics.flush()
+        metrics.worker_stopped()
         await self.store.close()
         log.info("gateway stopped: recorder flushed")
+
+    async def publish_metrics(self) -> None:
+        """This worker's tallies and state into the exported metrics (every second); the
+        gauges of a worker that died (killed, not stopped) go."""
+        metrics.forget_dead_workers()
+        lag = max(0, await self.store.last_change_seq() - self.snapshot.version)
+        self.metrics.set_state(
+            queue_depth=self.recorder.depth,
+            snapshot_version=self.snapshot.version,
+            snapshot_entries=self.snapshot.entry_count,
+            seconds_since_read=metrics.monotonic_age(self.follower.last_ok),
+            change_lag=lag,
+            catalog_version=self.catalog.version,
+        )
+        self.metrics.flush()
 
     def not_ready_reasons(self) -> list[str]:
         if not self.started:

@@ -17,6 +17,7 @@ from gateway.clock import CheckClock
 from gateway.engine import UnknownMatter, decide
 from gateway.identifiers import InvalidUSCC, validate_uscc
 from gateway.ids import uuid7
+from gateway.metrics import Metrics
 from gateway.model import Caller, CheckRecord, FeedbackRecord, Grade, ListEntry, Measure
 from gateway.privacy import redact
 from gateway.problems import FieldError, Problem, invalid, overloaded
@@ -88,10 +89,17 @@ def matter_problem(exc: UnknownMatter, field: str = "matter") -> Problem:
 
 
 class CheckService:
-    def __init__(self, catalog: Catalog, snapshot: Snapshot, recorder: Recorder) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        snapshot: Snapshot,
+        recorder: Recorder,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.catalog = catalog
         self.snapshot = snapshot
         self.recorder = recorder
+        self.metrics = metrics or Metrics()
         self.degraded = False
         self.clock = CheckClock()
         #: Codes as sent → validated and normalised (validation is deterministic).
@@ -139,6 +147,7 @@ class CheckService:
         decision = decide(entries, grade, matter, catalog, today, commitment=commitment)
         check_id = uuid7(ms)
         hits = [self._hit_view(e) for e in decision.hits]
+        self.metrics.tally.check(matter, decision.verdict, decision.hits, decision.measures)
         body = _encode(
             CheckResponse(
                 check_id,
@@ -217,6 +226,9 @@ class CheckService:
     async def record_feedback(self, record: FeedbackRecord) -> bool:
         """Record feedback durably; True if it is the check's first."""
         try:
-            return await self.recorder.submit(record)
+            first = await self.recorder.submit(record)
         except RecorderFull as exc:
             raise overloaded(exc.retry_after) from None
+        if first:  # counted once: a retry of the same feedback is not new
+            self.metrics.tally.reported(m.executed for m in record.measures)
+        return first

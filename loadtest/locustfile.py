@@ -236,8 +236,8 @@ class ProcurementPlatform(FastHttpUser):
 
 
 class Ops(FastHttpUser):
-    """Monitoring: scrapes ``/readyz`` and ``/metrics`` (a 404 from ``/metrics`` is not a
-    failure: the endpoint does not exist yet)."""
+    """Monitoring: scrapes ``/readyz`` and ``/metrics`` (Prometheus text with the
+    gateway's families) every 2 s, as Prometheus would."""
 
     weight = WEIGHTS["ops"]
     abstract = not weight
@@ -252,8 +252,8 @@ class Ops(FastHttpUser):
             else:
                 response.success()
         with self.client.get("/metrics", catch_response=True) as response:
-            if response.status_code in (200, 404):
-                response.success()  # 404: no /metrics yet, not the gateway failing
+            if response.status_code == 200 and "# TYPE gateway_" in (response.text or ""):
+                response.success()
             else:
                 _fail(response, "metrics")
 

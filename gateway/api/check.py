@@ -292,7 +292,9 @@ def check_handler(rt: Runtime) -> ASGIApp:
                 started=started,
             )
             await rt.service.record([record])
+            rt.metrics.tally.took("check", time.perf_counter() - started)
         except Problem as problem:
+            rt.metrics.tally.problem("check", problem.status)
             await _send(
                 send,
                 problem.status,
@@ -302,6 +304,7 @@ def check_handler(rt: Runtime) -> ASGIApp:
             return
         except Exception:  # an answer is always problem+json, even for a bug
             rt.log_exception("check failed")
+            rt.metrics.tally.problem("check", 500)
             failure = Problem(500, "internal", "Internal error", "the check failed; retry")
             await _send(send, 500, failure.encode(), _PROBLEM_HEADERS)
             return
@@ -378,6 +381,7 @@ async def check_batch(
         results.append(msgspec.Raw(record.response))
     # One commit for the whole batch (and one fsync), at the end of this turn of the loop.
     await rt.service.wait(rt.service.submit(records))
+    rt.metrics.tally.took("batch", time.perf_counter() - started)
     body = _encode(BatchResponse(batch_id, results))
     name, timing = _server_timing(started)
     return Response(body, media_type="application/json", headers={name.decode(): timing.decode()})

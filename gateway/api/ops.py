@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import Request, Response, get
 
+from gateway import metrics
 from gateway.privacy import redact
 from measures_catalog import Catalog
 
@@ -115,3 +116,17 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         "worker_pid": os.getpid(),
     }
     return Response(body, status_code=200 if not reasons else 503)
+
+
+@get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus text format: every worker's metrics (no key: labels hold no data)",
+    media_type="text/plain",
+)
+async def metrics_text(request: Request[Any, Any, Any]) -> Response[bytes]:
+    rt: Runtime = request.app.state.runtime
+    if rt.started:
+        rt.metrics.flush()  # this worker's latest; the others' are at most a second old
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)

@@ -38,6 +38,7 @@ MATRIX: list[tuple[str, str, set[str], dict[str, Any]]] = [
     ("GET", "/v1/catalog", ANY_KEY, {}),
     ("GET", "/healthz", PUBLIC, {}),
     ("GET", "/readyz", PUBLIC, {}),
+    ("GET", "/metrics", PUBLIC, {}),
     ("POST", "/v1/lists/entries", {"lists"}, {"json": []}),
     (
         "POST",
