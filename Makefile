@@ -37,8 +37,16 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+.PHONY: tools
+tools: ## Install what the tests run beside Python where missing (promtool: Debian's prometheus)
+	@command -v promtool >/dev/null || { \
+		echo "promtool is missing: installing Debian's package prometheus (apt-get)"; \
+		apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus; }; \
+		service prometheus stop >/dev/null 2>&1 || true; }
+
 .PHONY: test
-test: venv lint ## Lint, then run the whole test suite
+test: venv tools lint ## Lint, then run the whole test suite
 	$(PY) -m pytest
 
 .PHONY: catalog-check
