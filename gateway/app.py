@@ -41,6 +41,7 @@ from gateway.api.lists import (
     upsert_entries,
 )
 from gateway.api.ops import get_catalog, healthz, metrics_text, readyz
+from gateway.api.reports import loop_report
 from gateway.privacy import install_log_redaction, redact_responses
 from gateway.problems import PROBLEM_JSON, FieldError, Problem
 from gateway.runtime import Runtime
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             healthz,
             readyz,
             metrics_text,
+            loop_report,
             upsert_entries,
             open_objection,
             resolve_objection,

@@ -8,6 +8,8 @@ indexing only when no check was recorded for a moment (or the backlog grows):
   thousand per transaction, so the index's pages are written once per batch
   rather than once per check, and only today's part of it is written (see
   migration 2);
+* :meth:`Maintenance.roll_up_loop` adds checks and feedback recorded since their
+  watermarks to the daily counts the loop reports read (``gateway.store.reports``);
 * :meth:`Maintenance.checkpoint` runs a passive WAL checkpoint (the writer's
   automatic checkpoint is off so that no group commit pays for one).
 
@@ -22,7 +24,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from gateway.store import schema
+from gateway.store import reports, schema
 
 
 class Maintenance:
@@ -68,22 +70,35 @@ class Maintenance:
             raise
         return max(int(upto) - int(mark), 0)
 
+    def roll_up_loop(self, limit: int = 2_000) -> int:
+        """Roll up to ``limit`` checks and ``limit`` feedback into ``loop_daily``; how many
+        rows were rolled up (one transaction, inside SQLite)."""
+        conn = self._connect()
+        schema.begin_immediate(conn, self.busy_timeout_ms)
+        try:
+            done = reports.roll_up(conn, "checks", limit) + reports.roll_up(conn, "feedback", limit)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return done
+
     def checkpoint(self) -> tuple[int, int]:
         """A passive WAL checkpoint: (frames in the WAL, frames copied to the database)."""
         row = self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(row[1]), int(row[2])
 
     def pending(self) -> int:
-        """Checks recorded but not yet indexed by subject."""
-        row = (
-            self._connect()
-            .execute(
-                "SELECT coalesce((SELECT max(rowid) FROM checks), 0) - "
-                "(SELECT last_rowid FROM subject_checks_mark WHERE id = 1)"
-            )
-            .fetchone()
-        )
-        return int(row[0])
+        """Checks (or feedback) recorded but not yet indexed by subject or rolled up."""
+        conn = self._connect()
+        (subjects,) = conn.execute(
+            "SELECT coalesce((SELECT max(rowid) FROM checks), 0) - "
+            "(SELECT last_rowid FROM subject_checks_mark WHERE id = 1)"
+        ).fetchone()
+        (checks,) = conn.execute(reports.pending_sql("checks")).fetchone()
+        (feedback,) = conn.execute(reports.pending_sql("feedback")).fetchone()
+        return max(int(subjects), int(checks), int(feedback))
 
     def run_once(
         self,
@@ -93,7 +108,7 @@ class Maintenance:
         pause: float = 0.005,
         wal_limit: int = 1 << 30,
     ) -> int:
-        """Checkpoint, and index what is pending; how many checks were indexed.
+        """Checkpoint, index and roll up what is pending; how many checks were indexed.
 
         The checkpoint, too, waits for a lull unless the WAL has grown past
         ``wal_limit`` bytes: run under load, its writes and its fsync of the database
@@ -112,9 +127,15 @@ class Maintenance:
         if not busy:
             while (done := self.index_subjects()) > 0:
                 total += done
+            while self.roll_up_loop() > 0:
+                pass
         elif self.pending() > backlog:
             deadline = time.monotonic() + 0.5
-            while time.monotonic() < deadline and (done := self.index_subjects(500)) > 0:
+            while time.monotonic() < deadline:
+                done = self.index_subjects(500)
+                rolled = self.roll_up_loop(500)
+                if not done and not rolled:
+                    break
                 total += done
                 time.sleep(pause)
         if not busy or self.wal_bytes() > wal_limit:

@@ -220,5 +220,39 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 """
 
+# Version 5: the loop's effect by day (reports): per day of check and per group (caller,
+# list type, authority, measure), the counts the reports add up, rolled up from checks and
+# feedback by the upkeep (gateway.store.reports), each from its own watermark. A report
+# over ten million checks reads a few thousand of these rows and the checks and feedback
+# not yet rolled up.
+_V5 = """
+CREATE TABLE loop_daily (
+    day                TEXT NOT NULL,       -- YYYY-MM-DD of the check (China Standard Time)
+    dimension          TEXT NOT NULL,       -- caller | list_type | authority | measure
+    key                TEXT NOT NULL,
+    checks             INTEGER NOT NULL DEFAULT 0,
+    hits               INTEGER NOT NULL DEFAULT 0,
+    measures_applied   INTEGER NOT NULL DEFAULT 0,
+    needs_feedback     INTEGER NOT NULL DEFAULT 0,
+    feedback_received  INTEGER NOT NULL DEFAULT 0,
+    answered           INTEGER NOT NULL DEFAULT 0,  -- needs_feedback with feedback
+    executed           INTEGER NOT NULL DEFAULT 0,
+    not_executed       INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, dimension, key)
+) WITHOUT ROWID;
+
+CREATE TABLE loop_marks (
+    source      TEXT PRIMARY KEY,           -- checks | feedback
+    last_rowid  INTEGER NOT NULL
+);
+INSERT INTO loop_marks (source, last_rowid) VALUES ('checks', 0), ('feedback', 0);
+"""
+
 #: Every migration, in order. Append only.
-MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4))
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (4, _V4),
+    (5, _V5),
+)

@@ -32,6 +32,7 @@ from gateway.store import (
     grades,
     lifecycle,
     live,
+    reports,
     schema,
 )
 from gateway.store.callers import KeyInForce, KeyLimits
@@ -39,6 +40,7 @@ from gateway.store.checks import StoredCheck
 from gateway.store.entries import UpsertCounts, UpsertResult
 from gateway.store.grades import GradeResult
 from gateway.store.live import LiveRecords
+from gateway.store.reports import GroupBy
 
 T = TypeVar("T")
 _Work = Callable[[aiosqlite.Connection], Awaitable[T]]
@@ -186,6 +188,19 @@ class Store:
     async def list_keys(self) -> list[dict[str, Any]]:
         """Every key with its caller, scopes, dates and limits (never its digest)."""
         return await self._read(callers.list_keys)
+
+    async def loop_report(
+        self, first: date, last: date, group_by: GroupBy, today: date, due_days: int
+    ) -> list[dict[str, Any]]:
+        """The loop report (see :mod:`gateway.store.reports`), from one read transaction."""
+        return await self._read(
+            lambda db: reports.loop_report(db, first, last, group_by, today, due_days),
+            snapshot=True,
+        )
+
+    async def feedback_backlog(self, today: date, due_days: int) -> tuple[int, int]:
+        """Checks needing feedback without any, and those overdue (rolled up so far)."""
+        return await self._read(lambda db: reports.feedback_backlog(db, today, due_days))
 
     async def audit(self, **filters: Any) -> list[dict[str, Any]]:
         """Lines of the audit log (see :func:`gateway.store.audit.query`)."""

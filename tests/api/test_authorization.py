@@ -68,6 +68,12 @@ MATRIX: list[tuple[str, str, set[str], dict[str, Any]]] = [
     ("POST", "/v1/admin/keys/{key_id}/rotate", {"admin"}, {"json": {"overlap_seconds": 60}}),
     ("PUT", "/v1/admin/keys/{key_id}/limits", {"admin"}, {"json": {"rate_per_second": 100.0}}),
     ("GET", "/v1/admin/audit", {"admin"}, {}),
+    (
+        "GET",
+        "/v1/reports/loop",
+        {"reports"},
+        {"params": {"from": "2026-11-01", "to": "2026-11-30", "group_by": "caller"}},
+    ),
 ]
 
 

@@ -1,0 +1,222 @@
+"""The loop's effect (SQL): what checks found and what the departments reported back.
+
+Counts are kept by day of check and by group in ``loop_daily`` (migration 5). The upkeep
+rolls up checks and feedback recorded since each watermark (:func:`roll_up`, a few
+thousand per transaction, inside SQLite); a report (:func:`loop_report`) adds up the
+days of its range and computes the same counts on the fly for what is not rolled up yet,
+in one read transaction, so it is exact whenever it is asked.
+
+What a group counts, for the checks made on the days of the range:
+
+* ``caller``: the checks the calling system made; ``list_type``, ``authority``: the
+  checks that hit an entry of that list type or listing authority (a check hitting two
+  list types counts in both), ``hits`` the entries; ``measure``: the checks in which
+  that measure applied.
+* ``measures_applied``: measures returned in state ``apply``; a check with one needs
+  feedback (反馈). ``feedback_received``: checks with feedback; ``executed`` and
+  ``not_executed``: measures reported so (for ``measure``, that measure's).
+* ``feedback_pending``: checks needing feedback without any; ``feedback_overdue``: those
+  of them made more than ``due_days`` days before today (China Standard Time days).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, timedelta
+from typing import Any, Final, Literal
+
+import aiosqlite
+
+GroupBy = Literal["authority", "caller", "list_type", "measure"]
+GROUPS: Final[tuple[GroupBy, ...]] = ("authority", "caller", "list_type", "measure")
+COUNTS: Final = (
+    "checks",
+    "hits",
+    "measures_applied",
+    "feedback_received",
+    "executed",
+    "not_executed",
+    "feedback_pending",
+    "feedback_overdue",
+)
+
+_APPLIED: Final = (
+    "(SELECT count(*) FROM json_each({measures}) WHERE json_extract(value, '$[1]') = 'apply')"
+)
+
+#: (day, dimension, key, checks, hits, measures_applied, needs_feedback) of the checks
+#: with ``:lo < rowid <= :hi``.
+CHECK_FACTS: Final = f"""
+WITH c AS (
+    SELECT rowid AS rid, substr(checked_at, 1, 10) AS day, caller_id, hit_ids, measures,
+           json_array_length(hit_ids) AS nhits, {_APPLIED.format(measures="checks.measures")}
+           AS applied
+    FROM checks WHERE rowid > :lo AND rowid <= :hi
+),
+hit AS (
+    SELECT c.rid, c.day, c.applied, e.list_type, e.authority
+    FROM c, json_each(c.hit_ids) AS j JOIN entries AS e ON e.entry_id = j.value
+),
+per_check AS (
+    SELECT day, 'caller' AS dimension, CAST(caller_id AS TEXT) AS key, nhits AS hits, applied
+    FROM c
+    UNION ALL
+    SELECT day, 'list_type', list_type, count(*), applied FROM hit GROUP BY rid, list_type
+    UNION ALL
+    SELECT day, 'authority', authority, count(*), applied FROM hit GROUP BY rid, authority
+    UNION ALL
+    SELECT c.day, 'measure', json_extract(m.value, '$[0]'), c.nhits, 1
+    FROM c, json_each(c.measures) AS m WHERE json_extract(m.value, '$[1]') = 'apply'
+)
+SELECT day, dimension, key, count(*) AS checks, sum(hits) AS hits,
+       sum(applied) AS measures_applied, sum(applied > 0) AS needs_feedback
+FROM per_check GROUP BY day, dimension, key
+"""
+
+#: (day, dimension, key, feedback_received, answered, executed, not_executed) of the
+#: feedback with ``:lo < rowid <= :hi``, counted on the day of its check.
+FEEDBACK_FACTS: Final = f"""
+WITH f AS (
+    SELECT fb.rowid AS fid, substr(c.checked_at, 1, 10) AS day, c.caller_id, c.hit_ids,
+           c.measures AS returned, fb.measures AS reported,
+           {_APPLIED.format(measures="c.measures")} > 0 AS needed,
+           (SELECT count(*) FROM json_each(fb.measures)
+            WHERE json_extract(value, '$.executed') = 1) AS ex,
+           (SELECT count(*) FROM json_each(fb.measures)
+            WHERE json_extract(value, '$.executed') = 0) AS nex
+    FROM feedback AS fb JOIN checks AS c ON c.check_id = fb.check_id
+    WHERE fb.rowid > :lo AND fb.rowid <= :hi
+),
+hit AS (
+    SELECT f.fid, f.day, f.needed, f.ex, f.nex, e.list_type, e.authority
+    FROM f, json_each(f.hit_ids) AS j JOIN entries AS e ON e.entry_id = j.value
+),
+per_feedback AS (
+    SELECT day, 'caller' AS dimension, CAST(caller_id AS TEXT) AS key, needed, ex, nex FROM f
+    UNION ALL
+    SELECT day, 'list_type', list_type, needed, ex, nex FROM hit GROUP BY fid, list_type
+    UNION ALL
+    SELECT day, 'authority', authority, needed, ex, nex FROM hit GROUP BY fid, authority
+    UNION ALL
+    SELECT f.day, 'measure', json_extract(r.value, '$.code'),
+           EXISTS (SELECT 1 FROM json_each(f.returned) AS m
+                   WHERE json_extract(m.value, '$[0]') = json_extract(r.value, '$.code')
+                     AND json_extract(m.value, '$[1]') = 'apply'),
+           json_extract(r.value, '$.executed') = 1, json_extract(r.value, '$.executed') = 0
+    FROM f, json_each(f.reported) AS r
+)
+SELECT day, dimension, key, count(*) AS feedback_received, sum(needed) AS answered,
+       sum(ex) AS executed, sum(nex) AS not_executed
+FROM per_feedback GROUP BY day, dimension, key
+"""
+
+_ROLL_CHECKS: Final = f"""
+INSERT INTO loop_daily (day, dimension, key, checks, hits, measures_applied, needs_feedback)
+SELECT * FROM ({CHECK_FACTS}) WHERE true
+ON CONFLICT (day, dimension, key) DO UPDATE SET
+    checks = checks + excluded.checks, hits = hits + excluded.hits,
+    measures_applied = measures_applied + excluded.measures_applied,
+    needs_feedback = needs_feedback + excluded.needs_feedback
+"""
+_ROLL_FEEDBACK: Final = f"""
+INSERT INTO loop_daily (day, dimension, key, feedback_received, answered, executed, not_executed)
+SELECT * FROM ({FEEDBACK_FACTS}) WHERE true
+ON CONFLICT (day, dimension, key) DO UPDATE SET
+    feedback_received = feedback_received + excluded.feedback_received,
+    answered = answered + excluded.answered,
+    executed = executed + excluded.executed, not_executed = not_executed + excluded.not_executed
+"""
+_SOURCES: Final = {"checks": _ROLL_CHECKS, "feedback": _ROLL_FEEDBACK}
+
+
+def roll_up(conn: sqlite3.Connection, source: str, limit: int) -> int:
+    """Roll up to ``limit`` rows of ``checks`` or ``feedback`` past their watermark into
+    ``loop_daily``, in the caller's transaction; how many rows were rolled up."""
+    (mark,) = conn.execute(
+        "SELECT last_rowid FROM loop_marks WHERE source = ?", (source,)
+    ).fetchone()
+    (last,) = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {source}").fetchone()
+    upto = min(int(last), int(mark) + limit)
+    if upto <= mark:
+        return 0
+    conn.execute(_SOURCES[source], {"lo": mark, "hi": upto})
+    conn.execute("UPDATE loop_marks SET last_rowid = ? WHERE source = ?", (upto, source))
+    return upto - int(mark)
+
+
+def pending_sql(source: str) -> str:
+    """Rows of ``source`` not yet rolled up."""
+    return (
+        f"SELECT coalesce((SELECT max(rowid) FROM {source}), 0) - "
+        f"(SELECT last_rowid FROM loop_marks WHERE source = '{source}')"
+    )
+
+
+async def loop_report(
+    db: aiosqlite.Connection,
+    first: date,
+    last: date,
+    group_by: GroupBy,
+    today: date,
+    due_days: int,
+) -> list[dict[str, Any]]:
+    """One row per group with the :data:`COUNTS` of the checks made from ``first`` to
+    ``last`` (inclusive), most checks first. Run inside one read transaction."""
+    marks = {
+        str(source): int(rowid)
+        for source, rowid in await db.execute_fetchall("SELECT source, last_rowid FROM loop_marks")
+    }
+    rows = await db.execute_fetchall(
+        f"""
+        WITH facts AS (
+            SELECT day, key, checks, hits, measures_applied, needs_feedback,
+                   feedback_received, answered, executed, not_executed
+            FROM loop_daily WHERE dimension = :dimension AND day BETWEEN :first AND :last
+            UNION ALL
+            SELECT day, key, checks, hits, measures_applied, needs_feedback, 0, 0, 0, 0
+            FROM ({CHECK_FACTS.replace(":lo", ":check_lo").replace(":hi", ":check_hi")})
+            WHERE dimension = :dimension AND day BETWEEN :first AND :last
+            UNION ALL
+            SELECT day, key, 0, 0, 0, 0, feedback_received, answered, executed, not_executed
+            FROM ({FEEDBACK_FACTS.replace(":lo", ":fb_lo").replace(":hi", ":fb_hi")})
+            WHERE dimension = :dimension AND day BETWEEN :first AND :last
+        )
+        SELECT key, sum(checks), sum(hits), sum(measures_applied), sum(feedback_received),
+               sum(executed), sum(not_executed), sum(needs_feedback - answered),
+               sum(CASE WHEN day <= :overdue_until THEN needs_feedback - answered ELSE 0 END)
+        FROM facts GROUP BY key ORDER BY sum(checks) DESC, key
+        """,
+        {
+            "dimension": group_by,
+            "first": first.isoformat(),
+            "last": last.isoformat(),
+            "overdue_until": (today - timedelta(days=due_days + 1)).isoformat(),
+            "check_lo": marks["checks"],
+            "check_hi": 1 << 62,
+            "fb_lo": marks["feedback"],
+            "fb_hi": 1 << 62,
+        },
+    )
+    names: dict[str, str] = {}
+    if group_by == "caller":
+        names = {
+            str(r[0]): f"{r[1]}（{r[2]}）"
+            for r in await db.execute_fetchall("SELECT caller_id, name, department FROM callers")
+        }
+    return [
+        {"key": names.get(str(r[0]), str(r[0])), **dict(zip(COUNTS, map(int, r[1:]), strict=True))}
+        for r in rows
+    ]
+
+
+async def feedback_backlog(db: aiosqlite.Connection, today: date, due_days: int) -> tuple[int, int]:
+    """Checks needing feedback without any, and those of them overdue (rolled up only)."""
+    rows = list(
+        await db.execute_fetchall(
+            "SELECT coalesce(sum(needs_feedback - answered), 0), "
+            "coalesce(sum(CASE WHEN day <= ? THEN needs_feedback - answered ELSE 0 END), 0) "
+            "FROM loop_daily WHERE dimension = 'caller'",
+            ((today - timedelta(days=due_days + 1)).isoformat(),),
+        )
+    )
+    return int(rows[0][0]), int(rows[0][1])

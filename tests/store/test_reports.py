@@ -1,0 +1,167 @@
+"""The loop report against a plain Python count of the same checks and feedback: before the
+upkeep rolls anything up, halfway, and after; and in how long over many checks."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.model import CheckRecord, FeedbackRecord, MeasureFeedback
+from gateway.store import CheckWriter, Maintenance, Store
+from gateway.store.reports import COUNTS, GROUPS
+from tests.fixtures import entry
+from tests.store.helpers import check, feedback, run, uscc
+
+TODAY = date(2026, 11, 22)
+DUE = 5
+LISTS = [
+    ("court_defaulter", "北京市第一中级人民法院"),
+    ("wage_arrears", "北京市人社局"),
+    ("tax_grade_a", "国家税务总局北京市税务局"),
+    ("court_defaulter", "上海市高级人民法院"),
+]
+CODES = ["P-BID-01", "P-LIC-01", "M-LIC-01", "I-LIC-01"]
+
+
+def scenario(rnd: random.Random, callers: list[int], entries: dict[str, tuple[str, str]]) -> tuple[
+    list[CheckRecord], list[FeedbackRecord]
+]:  # fmt: skip
+    checks, given = [], []
+    ids = list(entries)
+    for n in range(1, 400):
+        day = TODAY - timedelta(days=rnd.randrange(12))
+        hits = tuple(rnd.sample(ids, rnd.choice((0, 0, 1, 1, 2, 3))))
+        measures = tuple(
+            (code, rnd.choice(("apply", "apply", "suspended")))
+            for code in rnd.sample(CODES, rnd.randrange(0, 4) if hits else 0)
+        )
+        record = check(
+            n,
+            rnd.choice(callers),
+            hit_ids=hits,
+            measures=measures,
+            checked_at=f"{day.isoformat()}T10:00:{n % 60:02d}.000+08:00",
+            check_id=f"{n:032x}",
+        )
+        checks.append(record)
+        if measures and rnd.random() < 0.5:
+            reported = tuple(
+                MeasureFeedback(code, rnd.random() < 0.7, "理由") for code, _ in measures
+            )
+            given.append(feedback(record.check_id, record.caller_id, measures=reported))
+    return checks, given
+
+
+def reference(
+    checks: list[CheckRecord],
+    given: list[FeedbackRecord],
+    entries: dict[str, tuple[str, str]],
+    names: dict[int, str],
+    group_by: str,
+    first: date,
+    last: date,
+) -> list[dict[str, Any]]:
+    """The report's counts, one check at a time, in Python."""
+    rows: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
+    overdue_until = TODAY - timedelta(days=DUE + 1)
+    reported = {f.check_id: f for f in given}
+    for c in checks:
+        day = date.fromisoformat(c.checked_at[:10])
+        if not first <= day <= last:
+            continue
+        applied = [code for code, state in c.measures if state == "apply"]
+        fb = reported.get(c.check_id)
+        groups: dict[str, dict[str, Any]] = {}
+        if group_by == "caller":
+            groups[names[c.caller_id]] = {"hits": len(c.hit_ids), "applied": len(applied)}
+        elif group_by in ("list_type", "authority"):
+            at = 0 if group_by == "list_type" else 1
+            for hit in c.hit_ids:
+                key = entries[hit][at]
+                groups.setdefault(key, {"hits": 0, "applied": len(applied)})["hits"] += 1
+        for key, g in groups.items():
+            row = rows[key]
+            row["checks"] += 1
+            row["hits"] += g["hits"]
+            row["measures_applied"] += g["applied"]
+            pending = g["applied"] > 0 and fb is None
+            row["feedback_pending"] += pending
+            row["feedback_overdue"] += pending and day <= overdue_until
+            if fb is not None:
+                row["feedback_received"] += 1
+                row["executed"] += sum(m.executed for m in fb.measures)
+                row["not_executed"] += sum(not m.executed for m in fb.measures)
+        if group_by == "measure":
+            for code in applied:
+                row = rows[code]
+                row["checks"] += 1
+                row["hits"] += len(c.hit_ids)
+                row["measures_applied"] += 1
+                row["feedback_pending"] += fb is None
+                row["feedback_overdue"] += fb is None and day <= overdue_until
+            for m in fb.measures if fb is not None else ():
+                row = rows[m.code]
+                row["feedback_received"] += 1
+                row["executed"] += m.executed
+                row["not_executed"] += not m.executed
+    return sorted(
+        ({"key": k, **v} for k, v in rows.items()), key=lambda r: (-r["checks"], r["key"])
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_report_counts_what_was_checked_and_reported(tmp_path: Path, seed: int) -> None:
+    db = tmp_path / "gateway.db"
+    rnd = random.Random(seed)
+
+    async def prepare() -> tuple[list[int], dict[int, str], dict[str, tuple[str, str]]]:
+        async with await Store.open(db) as store:
+            made = [await store.create_key(f"系统{i}", "政务中心", ["check"]) for i in range(3)]
+            result = await store.upsert_entries(
+                [
+                    entry(uscc(i), lt, f"s{i}", authority=authority)
+                    for i, (lt, authority) in enumerate(LISTS)
+                ],
+                "test",
+            )
+        ids = dict(zip(result.entry_ids, LISTS, strict=True))
+        names = {c.caller_id: f"{c.name}（{c.department}）" for c, _ in made}
+        return list(names), names, ids
+
+    callers, names, entries = run(prepare())
+    checks, given = scenario(rnd, callers, entries)
+    writer = CheckWriter(db).open()
+    writer.write(checks[:250], [f for f in given if int(f.check_id, 16) <= 250])
+
+    def report(group_by: str, first: date, last: date) -> list[dict[str, Any]]:
+        async def go() -> list[dict[str, Any]]:
+            async with await Store.open(db) as store:
+                return await store.loop_report(first, last, group_by, TODAY, DUE)  # type: ignore[arg-type]
+
+        return run(go())
+
+    ranges = [
+        (TODAY - timedelta(days=11), TODAY),
+        (TODAY - timedelta(days=8), TODAY - timedelta(days=3)),
+    ]
+    maintenance = Maintenance(db)
+    for stage in ("nothing rolled up", "part rolled up", "all rolled up", "more since"):
+        if stage == "part rolled up":
+            maintenance.roll_up_loop(limit=100)
+        elif stage == "all rolled up":
+            maintenance.run_once()
+        elif stage == "more since":
+            writer.write(checks[250:], [f for f in given if int(f.check_id, 16) > 250])
+        recorded = checks if stage == "more since" else checks[:250]
+        answered = [f for f in given if int(f.check_id, 16) <= len(recorded)]
+        for group_by in GROUPS:
+            for first, last in ranges:
+                expected = reference(recorded, answered, entries, names, group_by, first, last)
+                assert report(group_by, first, last) == expected, (stage, group_by, first)
+    writer.close()
+    maintenance.close()
