@@ -117,6 +117,16 @@ CHANGE_LAG = Gauge(
     "Changes in the store's log that the worker's snapshot has not applied yet.",
     multiprocess_mode="liveall",
 )
+FEEDBACK_PENDING = Gauge(
+    "gateway_feedback_pending",
+    "Checks whose measures need feedback and have none (the store's, rolled up).",
+    multiprocess_mode="livemax",
+)
+FEEDBACK_OVERDUE = Gauge(
+    "gateway_feedback_overdue",
+    "Of those, the checks older than GATEWAY_FEEDBACK_DUE_DAYS (the store's, rolled up).",
+    multiprocess_mode="livemax",
+)
 CATALOG_INFO = Gauge(
     "gateway_catalog_info",
     "The catalog version in force in the worker (1; an earlier version is 0).",
@@ -198,6 +208,10 @@ class Metrics:
         for records, seconds in tally.batches:
             RECORDER_BATCH.observe(records)
             RECORDER_FLUSH.observe(seconds)
+
+    def set_feedback_backlog(self, pending: int, overdue: int) -> None:
+        FEEDBACK_PENDING.set(pending)
+        FEEDBACK_OVERDUE.set(overdue)
 
     def set_state(
         self,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from gateway import feed, metrics
 from gateway.api.auth import KeyRing
+from gateway.clock import CST
 from gateway.jobs import CatalogReloader, ExpirySweep, Periodic
 from gateway.metrics import Metrics
 from gateway.ratelimit import RateLimits
@@ -19,6 +21,8 @@ from measures_catalog import Catalog, load
 log = logging.getLogger("gateway")
 #: Seconds between two flushes of a worker's tallies into the exported metrics.
 METRICS_INTERVAL = 1.0
+#: Every how many flushes the feedback backlog is read from the store.
+BACKLOG_EVERY = 10
 
 
 class Runtime:
@@ -38,6 +42,7 @@ class Runtime:
         self.catalog_json = b""
         self.snapshot = Snapshot()
         self.started = False
+        self._published = 0
 
     async def start(self) -> None:
         from gateway.api.ops import catalog_view
@@ -109,10 +114,18 @@ class Runtime:
         await self.store.close()
         log.info("gateway stopped: recorder flushed")
 
-    async def publish_metrics(self) -> None:
+    async def publish_metrics(self, backlog: bool = False) -> None:
         """This worker's tallies and state into the exported metrics (every second); the
-        gauges of a worker that died (killed, not stopped) go."""
+        gauges of a worker that died (killed, not stopped) go. The feedback backlog is
+        read from the store every ``BACKLOG_EVERY`` flushes (or when ``backlog``)."""
         metrics.forget_dead_workers()
+        self._published += 1
+        if backlog or self._published % BACKLOG_EVERY == 1:
+            today = datetime.now(CST).date()
+            pending, overdue = await self.store.feedback_backlog(
+                today, self.settings.feedback_due_days
+            )
+            self.metrics.set_feedback_backlog(pending, overdue)
         lag = max(0, await self.store.last_change_seq() - self.snapshot.version)
         self.metrics.set_state(
             queue_depth=self.recorder.depth,

@@ -3,13 +3,17 @@ the tally's flush exports what observing one sample at a time would."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from litestar.testing import TestClient
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.app import create_app
 from gateway.metrics import LATENCY_BUCKETS, Tally, _add_to_histogram
+from gateway.settings import Settings
+from gateway.store import Maintenance
 from tests.api.test_feedback import full_feedback
 from tests.fixtures import CLEAR, RESTRICTED, Seeded
 
@@ -94,6 +98,22 @@ def test_checks_hits_measures_feedback_and_latency_move(client: Client, seeded: 
     assert value(after, "gateway_recorder_queue_depth") == 0
     catalog = client.get("/v1/catalog", headers=seeded.auth()).json()["version"]
     assert value(after, "gateway_catalog_info", version=catalog) == 1
+
+
+def test_feedback_pending_and_overdue_come_from_the_rolled_up_loop(seeded: Seeded) -> None:
+    app = create_app(Settings(db=str(seeded.path)))
+    with TestClient(app) as client:
+        for _ in range(3):
+            client.get(
+                "/v1/check", params={"uscc": RESTRICTED, "matter": "bidding"}, headers=seeded.auth()
+            )
+        Maintenance(seeded.path).run_once()  # what the upkeep does in a lull
+        client.blocking_portal.call(
+            functools.partial(app.state.runtime.publish_metrics, backlog=True)
+        )
+        samples = scrape(client)
+    assert value(samples, "gateway_feedback_pending") == 3
+    assert value(samples, "gateway_feedback_overdue") == 0  # made today
 
 
 def test_no_label_carries_a_code_a_key_or_a_caller(client: Client, seeded: Seeded) -> None:
