@@ -69,6 +69,10 @@ bench-scale: venv ## 100,000 vs 10,000,000 entries: cold start, RSS, req/s (firs
 bench-import: venv ## Import 100,000 and 1,000,000 generated rows (default and bulk chunk): rows/s, RSS
 	$(PY) -m loadtest.bench_import
 
+.PHONY: bench-reports
+bench-reports: venv ## Loop report over 10,000,000 generated checks: roll-up rate, report time (~5 min)
+	$(PY) -m loadtest.bench_reports --checks 10000000 $(REPORTS_ARGS)
+
 .PHONY: loadtest
 loadtest: venv ## Locust: approval, procurement and ops callers against a fresh gateway (headless, ~40 s)
 	$(PY) -m loadtest.run_locust $(LOADTEST_ARGS)

@@ -13,9 +13,12 @@ Environment, read at import:
 - ``LOCUST_CODES`` (required): codes file, one USCC a line (``codes.txt`` of
   ``python -m loadtest.datagen``); ``LOCUST_KEY`` (required): a key with scopes
   ``check,feedback``. Either missing stops Locust at once with a message.
-- ``WEIGHT_APPROVAL`` (8), ``WEIGHT_PROCUREMENT`` (1), ``WEIGHT_OPS`` (1): the user classes'
-  weights, whole numbers; 0 leaves a class out. Locust's own way, class names at the end of
-  the command line (``... ApprovalSystem Ops``), picks a subset too.
+- ``LOCUST_REPORTS_KEY``: a key with scope ``reports``, for the credit offices (without it
+  they are left out).
+- ``WEIGHT_APPROVAL`` (8), ``WEIGHT_PROCUREMENT`` (1), ``WEIGHT_OPS`` (1),
+  ``WEIGHT_CREDIT_OFFICE`` (1): the user classes' weights, whole numbers; 0 leaves a class
+  out. Locust's own way, class names at the end of the command line
+  (``... ApprovalSystem Ops``), picks a subset too.
 - ``LOCUST_MAX_FAIL_RATIO`` (0.01) and ``LOCUST_MAX_P99_MS`` (5): the pass/fail thresholds
   that set Locust's exit code. The p99 is the SERVER's: Locust rounds response times to whole
   milliseconds, so with ``LOCUST_GATEWAY_DB`` (the gateway's SQLite file) the ``latency_us``
@@ -88,13 +91,16 @@ KEY = _required(
     "LOCUST_KEY", "an API key with scopes check,feedback (python -m gateway keys create)"
 )
 AUTH = {"Authorization": f"Bearer {KEY}"}
+REPORTS_KEY = os.environ.get("LOCUST_REPORTS_KEY", "").strip()
+REPORTS_AUTH = {"Authorization": f"Bearer {REPORTS_KEY}"}
 WEIGHTS = {
     "approval": _number("WEIGHT_APPROVAL", 8, int),
     "procurement": _number("WEIGHT_PROCUREMENT", 1, int),
     "ops": _number("WEIGHT_OPS", 1, int),
+    "credit_office": _number("WEIGHT_CREDIT_OFFICE", 1, int) if REPORTS_KEY else 0,
 }
 if not any(WEIGHTS.values()):
-    _fail_fast("WEIGHT_APPROVAL, WEIGHT_PROCUREMENT and WEIGHT_OPS are all 0")
+    _fail_fast("every user class has weight 0")
 MAX_FAIL_RATIO = _number("LOCUST_MAX_FAIL_RATIO", 0.01)
 MAX_P99_MS = _number("LOCUST_MAX_P99_MS", 5.0)
 GATEWAY_DB = os.environ.get("LOCUST_GATEWAY_DB", "").strip()
@@ -258,12 +264,50 @@ class Ops(FastHttpUser):
                 _fail(response, "metrics")
 
 
-class CreditOffice(FastHttpUser):
-    """PLACEHOLDER, not a load: 信用办 (credit offices) will pull the loop reports
-    (``GET /v1/reports/loop``) once the gateway has them. Until then this class stays
-    abstract, so Locust never spawns it; do not give it fake traffic."""
+#: What a credit office (信用办) groups the loop report by, and how often.
+REPORT_GROUPS = {"authority": 4, "caller": 3, "list_type": 2, "measure": 1}
 
-    abstract = True
+
+class CreditOffice(FastHttpUser):
+    """信用办: reads the loop report (``GET /v1/reports/loop``) of the last 30 days, by
+    authority, caller, list type or measure, as JSON or CSV, every 5 s. Needs
+    ``LOCUST_REPORTS_KEY`` (scope ``reports``)."""
+
+    weight = WEIGHTS["credit_office"]
+    abstract = not weight
+    wait_time = constant_pacing(5)
+
+    @task
+    def loop_report(self) -> None:
+        today = datetime.now(timezone(timedelta(hours=8))).date()
+        group_by = random.choices(list(REPORT_GROUPS), list(REPORT_GROUPS.values()))[0]
+        as_csv = random.random() < 0.3
+        params = {
+            "from": (today - timedelta(days=29)).isoformat(),
+            "to": today.isoformat(),
+            "group_by": group_by,
+            **({"format": "csv"} if as_csv else {}),
+        }
+        with self.client.get(
+            f"/v1/reports/loop?{urlencode(params)}",
+            headers=REPORTS_AUTH,
+            name="/v1/reports/loop",
+            catch_response=True,
+        ) as response:
+            if response.status_code != 200:
+                _fail(response, "report")
+            elif as_csv:
+                header = (response.text or "").split("\r\n", 1)[0]
+                if header.split(",")[:2] != [group_by, "checks"]:
+                    _fail(response, "report CSV header")
+                else:
+                    response.success()
+            else:
+                body = _json(response)
+                if not isinstance(body, dict) or not isinstance(body.get("rows"), list):
+                    _fail(response, "report body")
+                else:
+                    response.success()
 
 
 # --- thresholds and summary ------------------------------------------------------------------

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench import REPO, BenchError, Server, load_population
+from loadtest.bench import REPO, BenchError, Server, create_key, load_population
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 #: Files of a previous run in ``--out``, removed first (the directory itself is kept).
@@ -60,19 +60,24 @@ def run_time(value: str) -> str:
     return value
 
 
-def prepare(out: Path, opts: Any, env: dict[str, str]) -> tuple[Path, str]:
-    """Population, database and key; return the codes file and the key."""
+def prepare(out: Path, opts: Any, env: dict[str, str]) -> tuple[Path, str, str]:
+    """Population, database and keys; return the codes file, the callers' key and the
+    credit offices' key (scope reports)."""
     _, codes, key = load_population(out, opts, env, "locust")
-    return codes, key
+    return codes, key, create_key(env, "locust-credit-office", "reports")
 
 
-def locust_env(opts: Any, out: Path, codes: Path, key: str, db: Path) -> dict[str, str]:
-    env = {**os.environ, "LOCUST_CODES": str(codes), "LOCUST_KEY": key}
+def locust_env(
+    opts: Any, out: Path, codes: Path, keys: tuple[str, str], db: Path
+) -> dict[str, str]:
+    env = {**os.environ, "LOCUST_CODES": str(codes), "LOCUST_KEY": keys[0]}
+    env["LOCUST_REPORTS_KEY"] = keys[1]
     env |= {"LOCUST_GATEWAY_DB": str(db), "LOCUST_SUMMARY_JSON": str(out / "summary.json")}
     given = {
         "WEIGHT_APPROVAL": opts.weight_approval,
         "WEIGHT_PROCUREMENT": opts.weight_procurement,
         "WEIGHT_OPS": opts.weight_ops,
+        "WEIGHT_CREDIT_OFFICE": opts.weight_credit_office,
         "LOCUST_MAX_FAIL_RATIO": opts.max_fail_ratio,
         "LOCUST_MAX_P99_MS": opts.max_p99_ms,
     }
@@ -129,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--weight-approval", type=int, help=f"ApprovalSystem weight ({default})")
     add("--weight-procurement", type=int, help=f"ProcurementPlatform weight ({default})")
     add("--weight-ops", type=int, help=f"Ops weight ({default})")
+    add("--weight-credit-office", type=int, help=f"CreditOffice weight ({default})")
     add("--max-fail-ratio", type=float, help=f"LOCUST_MAX_FAIL_RATIO ({default})")
     add("--max-p99-ms", type=float, help=f"LOCUST_MAX_P99_MS, server side ({default})")
     add("--subjects", type=int, default=100_000, help="population")
@@ -149,12 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "GATEWAY_DB": str(db)}
     server = None
     try:
-        codes, key = prepare(out, opts, env)
+        codes, key, reports_key = prepare(out, opts, env)
         cmd = [sys.executable, "-m", "gateway", "serve", "--workers", str(opts.workers)]
         server = Server("gateway", cmd, REPO, env, out)
         server.wait_ready("/readyz", opts.start_timeout)
         print(f"gateway: {server.url} pid {server.proc.pid}, database {db}", flush=True)
-        code = run_locust(opts, server.url, out, locust_env(opts, out, codes, key, db))
+        code = run_locust(
+            opts, server.url, out, locust_env(opts, out, codes, (key, reports_key), db)
+        )
     except BenchError as exc:
         print(f"loadtest failed: {exc}", file=sys.stderr)
         return 1

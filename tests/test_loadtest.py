@@ -28,6 +28,7 @@ ENDPOINTS = [
     ("POST", "/v1/checks/{check_id}/feedback"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/v1/reports/loop"),
 ]
 
 

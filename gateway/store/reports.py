@@ -44,9 +44,39 @@ _APPLIED: Final = (
     "(SELECT count(*) FROM json_each({measures}) WHERE json_extract(value, '$[1]') = 'apply')"
 )
 
-#: (day, dimension, key, checks, hits, measures_applied, needs_feedback) of the checks
-#: with ``:lo < rowid <= :hi``.
-CHECK_FACTS: Final = f"""
+_CHECK_BRANCHES: Final = {
+    "caller": "SELECT day, 'caller' AS dimension, CAST(caller_id AS TEXT) AS key, "
+    "nhits AS hits, applied FROM c",
+    "list_type": "SELECT day, 'list_type' AS dimension, list_type AS key, count(*) AS hits, "
+    "applied FROM hit GROUP BY rid, list_type",
+    "authority": "SELECT day, 'authority' AS dimension, authority AS key, count(*) AS hits, "
+    "applied FROM hit GROUP BY rid, authority",
+    "measure": "SELECT c.day, 'measure' AS dimension, json_extract(m.value, '$[0]') AS key, "
+    "c.nhits AS hits, 1 AS applied FROM c, json_each(c.measures) AS m "
+    "WHERE json_extract(m.value, '$[1]') = 'apply'",
+}
+_FEEDBACK_BRANCHES: Final = {
+    "caller": "SELECT day, 'caller' AS dimension, CAST(caller_id AS TEXT) AS key, needed, ex, "
+    "nex FROM f",
+    "list_type": "SELECT day, 'list_type' AS dimension, list_type AS key, needed, ex, nex "
+    "FROM hit GROUP BY fid, list_type",
+    "authority": "SELECT day, 'authority' AS dimension, authority AS key, needed, ex, nex "
+    "FROM hit GROUP BY fid, authority",
+    "measure": """SELECT f.day, 'measure' AS dimension, json_extract(r.value, '$.code') AS key,
+           EXISTS (SELECT 1 FROM json_each(f.returned) AS m
+                   WHERE json_extract(m.value, '$[0]') = json_extract(r.value, '$.code')
+                     AND json_extract(m.value, '$[1]') = 'apply') AS needed,
+           json_extract(r.value, '$.executed') = 1 AS ex,
+           json_extract(r.value, '$.executed') = 0 AS nex
+    FROM f, json_each(f.reported) AS r""",
+}
+
+
+def check_facts(groups: tuple[str, ...] = GROUPS) -> str:
+    """SQL of (day, dimension, key, checks, hits, measures_applied, needs_feedback) of the
+    checks with ``:lo < rowid <= :hi``, for ``groups``."""
+    branches = "\n    UNION ALL\n    ".join(_CHECK_BRANCHES[g] for g in groups)
+    return f"""
 WITH c AS (
     SELECT rowid AS rid, substr(checked_at, 1, 10) AS day, caller_id, hit_ids, measures,
            json_array_length(hit_ids) AS nhits, {_APPLIED.format(measures="checks.measures")}
@@ -58,24 +88,19 @@ hit AS (
     FROM c, json_each(c.hit_ids) AS j JOIN entries AS e ON e.entry_id = j.value
 ),
 per_check AS (
-    SELECT day, 'caller' AS dimension, CAST(caller_id AS TEXT) AS key, nhits AS hits, applied
-    FROM c
-    UNION ALL
-    SELECT day, 'list_type', list_type, count(*), applied FROM hit GROUP BY rid, list_type
-    UNION ALL
-    SELECT day, 'authority', authority, count(*), applied FROM hit GROUP BY rid, authority
-    UNION ALL
-    SELECT c.day, 'measure', json_extract(m.value, '$[0]'), c.nhits, 1
-    FROM c, json_each(c.measures) AS m WHERE json_extract(m.value, '$[1]') = 'apply'
+    {branches}
 )
 SELECT day, dimension, key, count(*) AS checks, sum(hits) AS hits,
        sum(applied) AS measures_applied, sum(applied > 0) AS needs_feedback
 FROM per_check GROUP BY day, dimension, key
 """
 
-#: (day, dimension, key, feedback_received, answered, executed, not_executed) of the
-#: feedback with ``:lo < rowid <= :hi``, counted on the day of its check.
-FEEDBACK_FACTS: Final = f"""
+
+def feedback_facts(groups: tuple[str, ...] = GROUPS) -> str:
+    """SQL of (day, dimension, key, feedback_received, answered, executed, not_executed) of
+    the feedback with ``:lo < rowid <= :hi``, counted on the day of its check."""
+    branches = "\n    UNION ALL\n    ".join(_FEEDBACK_BRANCHES[g] for g in groups)
+    return f"""
 WITH f AS (
     SELECT fb.rowid AS fid, substr(c.checked_at, 1, 10) AS day, c.caller_id, c.hit_ids,
            c.measures AS returned, fb.measures AS reported,
@@ -92,27 +117,17 @@ hit AS (
     FROM f, json_each(f.hit_ids) AS j JOIN entries AS e ON e.entry_id = j.value
 ),
 per_feedback AS (
-    SELECT day, 'caller' AS dimension, CAST(caller_id AS TEXT) AS key, needed, ex, nex FROM f
-    UNION ALL
-    SELECT day, 'list_type', list_type, needed, ex, nex FROM hit GROUP BY fid, list_type
-    UNION ALL
-    SELECT day, 'authority', authority, needed, ex, nex FROM hit GROUP BY fid, authority
-    UNION ALL
-    SELECT f.day, 'measure', json_extract(r.value, '$.code'),
-           EXISTS (SELECT 1 FROM json_each(f.returned) AS m
-                   WHERE json_extract(m.value, '$[0]') = json_extract(r.value, '$.code')
-                     AND json_extract(m.value, '$[1]') = 'apply'),
-           json_extract(r.value, '$.executed') = 1, json_extract(r.value, '$.executed') = 0
-    FROM f, json_each(f.reported) AS r
+    {branches}
 )
 SELECT day, dimension, key, count(*) AS feedback_received, sum(needed) AS answered,
        sum(ex) AS executed, sum(nex) AS not_executed
 FROM per_feedback GROUP BY day, dimension, key
 """
 
+
 _ROLL_CHECKS: Final = f"""
 INSERT INTO loop_daily (day, dimension, key, checks, hits, measures_applied, needs_feedback)
-SELECT * FROM ({CHECK_FACTS}) WHERE true
+SELECT * FROM ({check_facts()}) WHERE true
 ON CONFLICT (day, dimension, key) DO UPDATE SET
     checks = checks + excluded.checks, hits = hits + excluded.hits,
     measures_applied = measures_applied + excluded.measures_applied,
@@ -120,7 +135,7 @@ ON CONFLICT (day, dimension, key) DO UPDATE SET
 """
 _ROLL_FEEDBACK: Final = f"""
 INSERT INTO loop_daily (day, dimension, key, feedback_received, answered, executed, not_executed)
-SELECT * FROM ({FEEDBACK_FACTS}) WHERE true
+SELECT * FROM ({feedback_facts()}) WHERE true
 ON CONFLICT (day, dimension, key) DO UPDATE SET
     feedback_received = feedback_received + excluded.feedback_received,
     answered = answered + excluded.answered,
@@ -166,6 +181,9 @@ async def loop_report(
         str(source): int(rowid)
         for source, rowid in await db.execute_fetchall("SELECT source, last_rowid FROM loop_marks")
     }
+    # Only the report's own grouping is computed for the tail not yet rolled up.
+    tail_checks = check_facts((group_by,)).replace(":lo", ":check_lo").replace(":hi", ":check_hi")
+    tail_feedback = feedback_facts((group_by,)).replace(":lo", ":fb_lo").replace(":hi", ":fb_hi")
     rows = await db.execute_fetchall(
         f"""
         WITH facts AS (
@@ -174,12 +192,12 @@ async def loop_report(
             FROM loop_daily WHERE dimension = :dimension AND day BETWEEN :first AND :last
             UNION ALL
             SELECT day, key, checks, hits, measures_applied, needs_feedback, 0, 0, 0, 0
-            FROM ({CHECK_FACTS.replace(":lo", ":check_lo").replace(":hi", ":check_hi")})
-            WHERE dimension = :dimension AND day BETWEEN :first AND :last
+            FROM ({tail_checks})
+            WHERE day BETWEEN :first AND :last
             UNION ALL
             SELECT day, key, 0, 0, 0, 0, feedback_received, answered, executed, not_executed
-            FROM ({FEEDBACK_FACTS.replace(":lo", ":fb_lo").replace(":hi", ":fb_hi")})
-            WHERE dimension = :dimension AND day BETWEEN :first AND :last
+            FROM ({tail_feedback})
+            WHERE day BETWEEN :first AND :last
         )
         SELECT key, sum(checks), sum(hits), sum(measures_applied), sum(feedback_received),
                sum(executed), sum(not_executed), sum(needs_feedback - answered),
