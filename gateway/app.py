@@ -42,6 +42,7 @@ from gateway.api.lists import (
 )
 from gateway.api.ops import get_catalog, healthz, metrics_text, readyz
 from gateway.api.reports import loop_report
+from gateway.logs import HEADER, RequestIds, use_json_logs
 from gateway.privacy import install_log_redaction, redact_responses
 from gateway.problems import PROBLEM_JSON, FieldError, Problem
 from gateway.runtime import Runtime
@@ -118,8 +119,9 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[by
     return _problem_response(problem)
 
 
-def _on_error(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("request failed", exc_info=exc)
+def _on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    log.exception("request failed", exc_info=exc, extra={"request_id": request_id})
     return _problem_response(Problem(500, "internal", "Internal error", "the request failed"))
 
 
@@ -132,12 +134,24 @@ class GatewayApp:
     def __init__(self, app: Litestar, check: ASGIApp) -> None:
         self.app = app
         self._check = check
+        self._ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP and scope["path"] == "/v1/check":
-            await self._check(scope, receive, send)
-        else:
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
+            return
+        request_id = self._ids.take(scope["headers"])
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        if scope["path"] == "/v1/check":
+            await self._check(scope, receive, send)
+            return
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (HEADER, request_id)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
     def __getattr__(self, name: str) -> Any:  # app.state, app.openapi_schema, ...
         return getattr(self.app, name)
@@ -198,4 +212,6 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     app.state.runtime = runtime
     merge_check_docs(app.openapi_schema)
     install_log_redaction()  # after merge_check_docs: the app it builds resets logging
+    if settings.log_format == "json":
+        use_json_logs()
     return GatewayApp(app, check)

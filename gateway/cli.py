@@ -125,7 +125,7 @@ def _redact_last_resort() -> None:
         handler.addFilter(RedactingFilter())
 
 
-def granian_logging() -> dict[str, Any]:
+def granian_logging(log_format: str = "json") -> dict[str, Any]:
     """granian's logging configuration (its server log and access log) with every handler
     behind a :class:`~gateway.privacy.RedactingFilter`. Each worker applies it before it
     builds its app (whose own logging ``create_app`` sets up)."""
@@ -133,8 +133,12 @@ def granian_logging() -> dict[str, Any]:
 
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {"redact": {"()": "gateway.privacy.RedactingFilter"}}
+    if log_format == "json":
+        config["formatters"]["json"] = {"()": "gateway.logs.JsonFormatter"}
     for handler in config["handlers"].values():
         handler["filters"] = [*handler.get("filters", ()), "redact"]
+        if log_format == "json":
+            handler["formatter"] = "json"
     return config
 
 
@@ -164,7 +168,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         interface=Interfaces.ASGI,
         backlog=2048,
         log_access=access_log,
-        log_dictconfig=granian_logging(),
+        log_dictconfig=granian_logging(settings.log_format),
         # A worker that dies (killed, out of memory) is started again, not the end of the
         # server: the others answer meanwhile.
         respawn_failed_workers=True,

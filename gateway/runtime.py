@@ -152,5 +152,5 @@ class Runtime:
             )
         return reasons
 
-    def log_exception(self, message: str) -> None:
-        log.exception(message)
+    def log_exception(self, message: str, request_id: str = "") -> None:
+        log.exception(message, extra={"request_id": request_id})

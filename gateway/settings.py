@@ -49,6 +49,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rate_limit: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     #: Burst allowed above that rate (requests); 0: one second's worth.
     rate_burst: Annotated[int, msgspec.Meta(ge=0)] = 0
+    #: Log lines: ``json`` (one object a line, with the request id) or ``text``.
+    log_format: Literal["json", "text"] = "json"
     #: Worker processes serving (set by ``serve --workers``): each enforces its share of
     #: every rate limit.
     workers: Annotated[int, msgspec.Meta(ge=1)] = 1

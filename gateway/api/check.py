@@ -24,6 +24,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api.auth import key_guard
 from gateway.ids import uuid7
+from gateway.logs import HEADER
 from gateway.model import CheckRecord
 from gateway.privacy import redact
 from gateway.problems import PROBLEM_JSON, FieldError, Problem, ProblemBody, invalid, overloaded
@@ -299,18 +300,34 @@ def check_handler(rt: Runtime) -> ASGIApp:
                 send,
                 problem.status,
                 problem.encode(),
-                _PROBLEM_HEADERS + [(k.encode(), v.encode()) for k, v in problem.headers.items()],
+                [
+                    *_PROBLEM_HEADERS,
+                    _request_id(scope),
+                    *((k.encode(), v.encode()) for k, v in problem.headers.items()),
+                ],
             )
             return
         except Exception:  # an answer is always problem+json, even for a bug
-            rt.log_exception("check failed")
+            rid = _request_id(scope)
+            rt.log_exception("check failed", rid[1].decode())
             rt.metrics.tally.problem("check", 500)
             failure = Problem(500, "internal", "Internal error", "the check failed; retry")
-            await _send(send, 500, failure.encode(), _PROBLEM_HEADERS)
+            await _send(send, 500, failure.encode(), [*_PROBLEM_HEADERS, rid])
             return
-        await _send(send, 200, record.response, [*_JSON_HEADERS, _server_timing(started)])
+        await _send(
+            send,
+            200,
+            record.response,
+            [*_JSON_HEADERS, _server_timing(started), _request_id(scope)],
+        )
 
     return check
+
+
+def _request_id(scope: Scope) -> tuple[bytes, bytes]:
+    """``X-Request-ID`` of the request (set by :class:`gateway.app.GatewayApp`)."""
+    state: Any = scope.get("state") or {}
+    return HEADER, str(state.get("request_id", "")).encode()
 
 
 def _server_timing(started: float) -> tuple[bytes, bytes]:
