@@ -38,12 +38,20 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
 
 .PHONY: tools
-tools: ## Install what the tests run beside Python where missing (promtool: Debian's prometheus)
+tools: ## Install what the tests run beside Python where missing (promtool, chromium, chromedriver)
 	@command -v promtool >/dev/null || { \
 		echo "promtool is missing: installing Debian's package prometheus (apt-get)"; \
 		apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus; }; \
 		service prometheus stop >/dev/null 2>&1 || true; }
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { \
+		echo "chromium is missing: installing Debian's chromium and chromium-driver (apt-get)"; \
+		apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && \
+		  apt-get install -y --no-install-recommends chromium chromium-driver; }; }
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { \
+		echo "no Chinese font for the console's screenshot: installing fonts-noto-cjk (apt-get)"; \
+		apt-get install -y --no-install-recommends fonts-noto-cjk >/dev/null 2>&1 || true; }
 
 .PHONY: test
 test: venv tools lint ## Lint, then run the whole test suite

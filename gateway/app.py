@@ -20,7 +20,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 import gateway
-from gateway.api import admin_keys
+from gateway.api import admin_keys, console
 from gateway.api.admin import reload_catalog
 from gateway.api.check import (
     body_too_large,
@@ -190,6 +190,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             get_subject,
             reload_catalog,
             *admin_keys.ROUTES,
+            *console.ROUTES,
         ],
         lifespan=[lifespan],
         exception_handlers={

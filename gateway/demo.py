@@ -237,7 +237,8 @@ Suspended — a 失信被执行人 under objection (异议), procurement:
 Feedback (反馈) on a check, with its check_id:
   curl -s {auth} -H 'Content-Type: application/json' -d '{{"measures": [{{"code": "P-BID-01", "executed": true}}], "outcome": "不予受理"}}' {base}/v1/checks/<check_id>/feedback
 
-OpenAPI: {base}/schema/openapi.json   Ready: {base}/readyz
+Credit-office console (信用办控制台): {base}/console  (paste the demo key, look up {examples["restricted"]})
+Metrics: {base}/metrics   OpenAPI: {base}/schema/openapi.json   Ready: {base}/readyz
 """)  # noqa: E501
     if not serve:
         return 0
