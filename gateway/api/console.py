@@ -15,9 +15,9 @@ from litestar import Response, get
 
 _FILES: Final = resources.files("gateway") / "console"
 _TYPES: Final = {
-    "index.html": "text/html; charset=utf-8",
-    "console.js": "text/javascript; charset=utf-8",
-    "console.css": "text/css; charset=utf-8",
+    "index.html": "text/html",  # Litestar adds "; charset=utf-8" to text types
+    "console.js": "text/javascript",
+    "console.css": "text/css",
 }
 _HEADERS: Final = {
     "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; "

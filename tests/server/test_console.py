@@ -99,3 +99,24 @@ def test_a_credit_office_looks_up_a_subject_and_reads_the_loop_report(
         assert shot.stat().st_size > 10_000
     finally:
         server.stop()
+
+
+def test_the_console_files_are_served_with_their_types_and_a_strict_policy(
+    tmp_path: Path,
+) -> None:
+    from litestar.testing import TestClient
+
+    from gateway.app import create_app
+    from gateway.settings import Settings
+
+    with TestClient(create_app(Settings(db=str(tmp_path / "g.db")))) as client:
+        for path, media in (
+            ("/console", "text/html; charset=utf-8"),
+            ("/console/console.js", "text/javascript; charset=utf-8"),
+            ("/console/console.css", "text/css; charset=utf-8"),
+        ):
+            response = client.get(path)
+            assert response.status_code == 200
+            assert response.headers["content-type"] == media
+            assert "script-src 'self'" in response.headers["content-security-policy"]
+            assert response.headers["x-content-type-options"] == "nosniff"
