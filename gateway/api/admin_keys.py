@@ -217,10 +217,11 @@ async def audit_log(
     limit: Annotated[int, QueryParameter(name="limit", ge=1, le=1000)] = 100,
 ) -> Response[dict[str, Any]]:
     """Oldest first: who (the calling system and key, or ``cli:<user>``), when, what
-    (``key.create``, ``key.revoke``, ``key.rotate``, ``key.limits``,
-    ``catalog.reload``), on what, and the state before and after. Page with
-    ``after_id`` = the last ``id`` read. List entries and grades keep their own
-    history (``GET /v1/subjects/{uscc}``)."""
+    (``key.create``, ``key.revoke``, ``key.rotate``, ``key.limits``, ``catalog.reload``,
+    ``entry.objection_pending``, ``entry.active``, ``entry.revoked``, ``entry.repaired``,
+    ``entries.upsert``, ``grades.put``), on what, and the state before and after. Page
+    with ``after_id`` = the last ``id`` read. Each entry's own history is in
+    ``GET /v1/subjects/{uscc}``."""
     rt, _ = _admin(request)
     lines = await rt.store.audit(
         action=action,

@@ -2,9 +2,12 @@
 
 Append-only (triggers refuse UPDATE and DELETE). Written in the same transaction as
 the change it describes, so there is no change without its line and no line without
-its change. List entries and grades keep their own histories (``entry_history``,
-``grade_history``, with the actor of each change); this log holds the rest: API keys
-(created, revoked, rotated, limits changed) and catalog reloads.
+its change. It holds API keys (created, revoked, rotated, limits changed), catalog
+reloads, each change of an entry's status (objection, resolution, repair, revocation)
+and, for list imports and grades, one line per transaction with what it did (each
+entry's and grade's own history, ``entry_history`` and ``grade_history``, has the
+row-by-row detail). The expiry sweep is the system's, not an administrator's: it is in
+the entries' history only.
 """
 
 from __future__ import annotations

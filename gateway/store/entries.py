@@ -15,6 +15,7 @@ import aiosqlite
 import msgspec
 
 from gateway.model import EntryInput, ListEntry, StatusChange
+from gateway.store import audit
 from gateway.store.rows import (
     ENTRY_COLUMNS,
     entry_from_row,
@@ -103,7 +104,12 @@ class UpsertResult(msgspec.Struct, frozen=True):
 
 
 async def apply_staged(
-    db: aiosqlite.Connection, schema: str, first: int, last: int, actor: str
+    db: aiosqlite.Connection,
+    schema: str,
+    first: int,
+    last: int,
+    actor: str,
+    audited: bool = False,
 ) -> UpsertCounts:
     """Apply the staged rows numbered ``first`` to ``last`` (each (source, source_id) once).
 
@@ -141,7 +147,19 @@ async def apply_staged(
         await db.executemany(_UPDATE_ENTRY, updates)
         await db.executemany(INSERT_HISTORY, history)
         await db.executemany(INSERT_CHANGE, changes)
-    return UpsertCounts(inserted, len(updates), matched - len(updates))
+    counts = UpsertCounts(inserted, len(updates), matched - len(updates))
+    if audited and (counts.inserted or counts.updated):
+        await record_upsert(db, actor, f"rows {first}-{last}", counts)
+    return counts
+
+
+async def record_upsert(
+    db: aiosqlite.Connection, actor: str, target: str, counts: UpsertCounts
+) -> None:
+    """One audit line for a set of entries applied (each entry's own history has the
+    details): what was inserted, updated and left alone."""
+    after = {"inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged}
+    await audit.record(db, actor, "entries.upsert", target, None, after)
 
 
 def _rounds(rows: Sequence[EntryInput]) -> list[list[int]]:
@@ -183,6 +201,9 @@ async def upsert(db: aiosqlite.Connection, rows: Sequence[EntryInput], actor: st
         for index, entry_id in await db.execute_fetchall(_STAGED_IDS):
             ids[index] = entry_id
     await db.execute("DELETE FROM temp.staged")
+    if inserted or updated:
+        counts = UpsertCounts(inserted, updated, unchanged)
+        await record_upsert(db, actor, f"{len(rows)} rows", counts)
     return UpsertResult(inserted, updated, unchanged, ids)
 
 

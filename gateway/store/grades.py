@@ -9,6 +9,7 @@ import aiosqlite
 import msgspec
 
 from gateway.model import Grade, GradeValue
+from gateway.store import audit
 from gateway.store.rows import GRADE_COLUMNS, grade_from_row, iso_or_none, now_iso, to_json
 
 GRADE_VALUES: Final = frozenset(get_args(GradeValue))
@@ -77,6 +78,11 @@ async def put(
         await db.executemany(_UPSERT, [(*w, now, actor) for w in writes])
         await db.executemany(_HISTORY, [(*w, now, actor) for w in writes])
         await db.executemany(_CHANGE, changes)
+        target = writes[0][0] if len(items) == 1 else f"{len(items)} subjects"
+        after: dict[str, Any] = {"inserted": inserted, "updated": updated, "unchanged": unchanged}
+        if len(items) == 1:
+            after["grade"] = dict(zip(("value", "source", "as_of"), writes[0][1:], strict=True))
+        await audit.record(db, actor, "grades.put", target, None, after)
     return GradeResult(inserted, updated, unchanged)
 
 

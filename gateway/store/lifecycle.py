@@ -21,7 +21,7 @@ import aiosqlite
 import msgspec
 
 from gateway.model import ACTIVE, OBJECTION_PENDING, EntryStatus, ListEntry
-from gateway.store import entries
+from gateway.store import audit, entries
 from gateway.store.entries import INSERT_CHANGE, INSERT_HISTORY
 from gateway.store.errors import EntryNotFound, InvalidTransition
 from gateway.store.rows import now_iso, to_json
@@ -52,6 +52,9 @@ async def transition(
     )
     await db.execute(INSERT_HISTORY, (entry_id, wanted, now, actor, note, to_json(details or {})))
     await db.execute(INSERT_CHANGE, (entry.uscc, "entry", entry_id, now, actor))
+    before = {"uscc": entry.uscc, "list_type": entry.list_type, "status": entry.status}
+    after = {"status": wanted, "note": note, **(details or {})}
+    await audit.record(db, actor, f"entry.{wanted}", entry_id, before, after)
     return msgspec.structs.replace(entry, status=wanted)
 
 

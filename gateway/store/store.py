@@ -248,6 +248,7 @@ class Store:
                         first=first,
                         last=first + chunk - 1,
                         actor=actor,
+                        audited=True,
                     )
                 )
                 done += counts.inserted + counts.updated + counts.unchanged
