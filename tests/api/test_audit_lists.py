@@ -10,6 +10,13 @@ from litestar.testing import TestClient
 from tests.fixtures import INCENTIVE, Seeded
 
 Client = TestClient[Any]
+ROW = {
+    "uscc": "91310000631696382C",
+    "list_type": "tax_grade_a",
+    "listed_on": "2026-11-01",
+    "source": "audit-test",
+    "source_id": "a1",
+}
 
 
 def audit(client: Client, seeded: Seeded, **params: str) -> list[dict[str, Any]]:
@@ -44,15 +51,7 @@ def test_list_changes_through_the_api_are_audited(client: Client, seeded: Seeded
     )
     upsert = client.post(
         "/v1/lists/entries",
-        json=[
-            {
-                "uscc": "91310000631696382C",
-                "list_type": "tax_grade_a",
-                "listed_on": "2026-11-01",
-                "source": "audit-test",
-                "source_id": "a1",
-            }
-        ],
+        json=[ROW],
         headers=lists,
     )
     assert upsert.status_code == 200, upsert.text
@@ -75,15 +74,7 @@ def test_list_changes_through_the_api_are_audited(client: Client, seeded: Seeded
     # Upserting the same row again changes nothing and writes no line.
     again = client.post(
         "/v1/lists/entries",
-        json=[
-            {
-                "uscc": "91310000631696382C",
-                "list_type": "tax_grade_a",
-                "listed_on": "2026-11-01",
-                "source": "audit-test",
-                "source_id": "a1",
-            }
-        ],
+        json=[ROW],
         headers=lists,
     )
     assert again.json()["unchanged"] == 1
