@@ -106,21 +106,3 @@ def overloaded(retry_after: int) -> Problem:
         "the check could not be recorded durably in time; retry shortly",
         headers={"retry-after": str(retry_after)},
     )
-
-
-def from_validation_error(
-    exc: msgspec.ValidationError | msgspec.DecodeError, root: str = "body"
-) -> Problem:
-    """Turn msgspec's message ("Expected `str`, got `int` - at `$.uscc`") into a problem."""
-    if isinstance(exc, msgspec.ValidationError):
-        text = str(exc)
-        message, _, at = text.partition(" - at `")
-        field = at.rstrip("`").removeprefix("$").lstrip(".") or root
-        return invalid(field, message)
-    return Problem(
-        400,
-        "malformed-json",
-        "Malformed JSON",
-        f"the request body is not valid JSON: {exc}",
-        [FieldError(root, str(exc))],
-    )

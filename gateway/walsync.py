@@ -56,7 +56,6 @@ class WalSyncer(Generic[Item]):
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.depth = 0  # records handed over and not yet resolved (read in the loop)
-        self.syncs = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="wal-sync", daemon=True)
@@ -98,7 +97,6 @@ class WalSyncer(Generic[Item]):
             except Exception as exc:
                 self._loop.call_soon_threadsafe(self._fail_all, taken, exc)
             else:
-                self.syncs += 1
                 self._loop.call_soon_threadsafe(self._resolve_all, taken)
 
     def _resolve_all(self, taken: list[tuple[list[Item], list[bool]]]) -> None:

@@ -70,7 +70,6 @@ class KeyRing:
         limits: RateLimits | None = None,
     ) -> None:
         self.store = store
-        self.refresh_interval = refresh
         self.by_id: dict[str, KeyInForce] = {}
         self.generation = -1
         self.limits = limits or RateLimits(None, None, 1)
