@@ -141,10 +141,12 @@ class GatewayApp:
             await self.app(scope, receive, send)
             return
         request_id = self._ids.take(scope["headers"])
-        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        state = scope.setdefault("state", {})
         if scope["path"] == "/v1/check":
+            state["request_id"] = request_id  # the header's bytes, as the handler sends them
             await self._check(scope, receive, send)
             return
+        state["request_id"] = request_id.decode()  # text, for Litestar's handlers and logs
 
         async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":

@@ -118,13 +118,12 @@ class KeyRing:
                 raise unauthorized("the API key is unknown or revoked")
             if len(self._verified) < MAX_VERIFIED:
                 self._verified[fingerprint] = found
-        now = time.time()
-        if found.expires_at is not None and now >= found.expires_at:
+        if found.expires_at is not None and time.time() >= found.expires_at:
             ended = datetime.fromtimestamp(found.expires_at).astimezone().isoformat()
             raise unauthorized(f"the API key {found.key_id} expired at {ended}")
         if scope is not None and scope not in found.caller.scopes:
             raise forbidden(scope)
-        if charge:
+        if charge and (found.rate_per_second or self.limits.default_rate):
             wait = self.limits.wait(
                 found.key_id, found.rate_per_second, found.burst, time.monotonic()
             )

@@ -293,7 +293,8 @@ def check_handler(rt: Runtime) -> ASGIApp:
                 started=started,
             )
             await rt.service.record([record])
-            rt.metrics.tally.took("check", time.perf_counter() - started)
+            took = time.perf_counter() - started
+            rt.metrics.tally.took("check", took)
         except Problem as problem:
             rt.metrics.tally.problem("check", problem.status)
             await _send(
@@ -318,22 +319,23 @@ def check_handler(rt: Runtime) -> ASGIApp:
             send,
             200,
             record.response,
-            [*_JSON_HEADERS, _server_timing(started), _request_id(scope)],
+            [*_JSON_HEADERS, _server_timing(took), _request_id(scope)],
         )
 
     return check
 
 
 def _request_id(scope: Scope) -> tuple[bytes, bytes]:
-    """``X-Request-ID`` of the request (set by :class:`gateway.app.GatewayApp`)."""
-    state: Any = scope.get("state") or {}
-    return HEADER, str(state.get("request_id", "")).encode()
+    """``X-Request-ID`` of the request, as :class:`gateway.app.GatewayApp` set it: bytes
+    when it answered ``/v1/check`` itself, text when the request went through Litestar."""
+    value: Any = (scope.get("state") or {}).get("request_id", b"")
+    return HEADER, value if isinstance(value, bytes) else value.encode()
 
 
-def _server_timing(started: float) -> tuple[bytes, bytes]:
+def _server_timing(seconds: float) -> tuple[bytes, bytes]:
     """``Server-Timing: app;dur=<ms>``: the server's own time for the request, recording
     included (what a caller's clock adds is the network and its own client)."""
-    return b"server-timing", b"app;dur=%.2f" % ((time.perf_counter() - started) * 1000)
+    return b"server-timing", b"app;dur=%.2f" % (seconds * 1000)
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -398,7 +400,8 @@ async def check_batch(
         results.append(msgspec.Raw(record.response))
     # One commit for the whole batch (and one fsync), at the end of this turn of the loop.
     await rt.service.wait(rt.service.submit(records))
-    rt.metrics.tally.took("batch", time.perf_counter() - started)
+    took = time.perf_counter() - started
+    rt.metrics.tally.took("batch", took)
     body = _encode(BatchResponse(batch_id, results))
-    name, timing = _server_timing(started)
+    name, timing = _server_timing(took)
     return Response(body, media_type="application/json", headers={name.decode(): timing.decode()})
