@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from litestar import Request, Response, get
@@ -17,7 +17,7 @@ from litestar.params import QueryParameter
 from gateway.api.auth import key_guard
 from gateway.clock import CST
 from gateway.problems import invalid
-from gateway.store.reports import COUNTS, GroupBy
+from gateway.store.reports import COUNTS, GroupBy, overdue_until
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -80,7 +80,7 @@ async def loop_report(
             "to": end.isoformat(),
             "group_by": group_by,
             "feedback_due_days": due,
-            "overdue_if_checked_on_or_before": (today - timedelta(days=due + 1)).isoformat(),
+            "overdue_if_checked_on_or_before": overdue_until(today, due).isoformat(),
             "rows": rows,
         }
     )

@@ -72,16 +72,18 @@ _FEEDBACK_BRANCHES: Final = {
 }
 
 
-def check_facts(groups: tuple[str, ...] = GROUPS) -> str:
+def check_facts(
+    groups: tuple[str, ...] = GROUPS, rows: str = "rowid > :lo AND rowid <= :hi"
+) -> str:
     """SQL of (day, dimension, key, checks, hits, measures_applied, needs_feedback) of the
-    checks with ``:lo < rowid <= :hi``, for ``groups``."""
+    checks whose ``rows`` condition holds (by default a rowid range), for ``groups``."""
     branches = "\n    UNION ALL\n    ".join(_CHECK_BRANCHES[g] for g in groups)
     return f"""
 WITH c AS (
     SELECT rowid AS rid, substr(checked_at, 1, 10) AS day, caller_id, hit_ids, measures,
            json_array_length(hit_ids) AS nhits, {_APPLIED.format(measures="checks.measures")}
            AS applied
-    FROM checks WHERE rowid > :lo AND rowid <= :hi
+    FROM checks WHERE {rows}
 ),
 hit AS (
     SELECT c.rid, c.day, c.applied, e.list_type, e.authority
@@ -96,9 +98,11 @@ FROM per_check GROUP BY day, dimension, key
 """
 
 
-def feedback_facts(groups: tuple[str, ...] = GROUPS) -> str:
+def feedback_facts(
+    groups: tuple[str, ...] = GROUPS, rows: str = "fb.rowid > :lo AND fb.rowid <= :hi"
+) -> str:
     """SQL of (day, dimension, key, feedback_received, answered, executed, not_executed) of
-    the feedback with ``:lo < rowid <= :hi``, counted on the day of its check."""
+    the feedback (``fb``) whose ``rows`` condition holds, counted on the day of its check."""
     branches = "\n    UNION ALL\n    ".join(_FEEDBACK_BRANCHES[g] for g in groups)
     return f"""
 WITH f AS (
@@ -110,7 +114,7 @@ WITH f AS (
            (SELECT count(*) FROM json_each(fb.measures)
             WHERE json_extract(value, '$.executed') = 0) AS nex
     FROM feedback AS fb JOIN checks AS c ON c.check_id = fb.check_id
-    WHERE fb.rowid > :lo AND fb.rowid <= :hi
+    WHERE {rows}
 ),
 hit AS (
     SELECT f.fid, f.day, f.needed, f.ex, f.nex, e.list_type, e.authority
@@ -142,6 +146,12 @@ ON CONFLICT (day, dimension, key) DO UPDATE SET
     executed = executed + excluded.executed, not_executed = not_executed + excluded.not_executed
 """
 _SOURCES: Final = {"checks": _ROLL_CHECKS, "feedback": _ROLL_FEEDBACK}
+
+
+def overdue_until(today: date, due_days: int) -> date:
+    """The last day whose checks are overdue without feedback: more than ``due_days``
+    whole days before ``today``."""
+    return today - timedelta(days=due_days + 1)
 
 
 def roll_up(conn: sqlite3.Connection, source: str, limit: int) -> int:
@@ -182,8 +192,8 @@ async def loop_report(
         for source, rowid in await db.execute_fetchall("SELECT source, last_rowid FROM loop_marks")
     }
     # Only the report's own grouping is computed for the tail not yet rolled up.
-    tail_checks = check_facts((group_by,)).replace(":lo", ":check_lo").replace(":hi", ":check_hi")
-    tail_feedback = feedback_facts((group_by,)).replace(":lo", ":fb_lo").replace(":hi", ":fb_hi")
+    tail_checks = check_facts((group_by,), "rowid > :checks_mark")
+    tail_feedback = feedback_facts((group_by,), "fb.rowid > :feedback_mark")
     rows = await db.execute_fetchall(
         f"""
         WITH facts AS (
@@ -208,11 +218,9 @@ async def loop_report(
             "dimension": group_by,
             "first": first.isoformat(),
             "last": last.isoformat(),
-            "overdue_until": (today - timedelta(days=due_days + 1)).isoformat(),
-            "check_lo": marks["checks"],
-            "check_hi": 1 << 62,
-            "fb_lo": marks["feedback"],
-            "fb_hi": 1 << 62,
+            "overdue_until": overdue_until(today, due_days).isoformat(),
+            "checks_mark": marks["checks"],
+            "feedback_mark": marks["feedback"],
         },
     )
     names: dict[str, str] = {}
@@ -234,7 +242,7 @@ async def feedback_backlog(db: aiosqlite.Connection, today: date, due_days: int)
             "SELECT coalesce(sum(needs_feedback - answered), 0), "
             "coalesce(sum(CASE WHEN day <= ? THEN needs_feedback - answered ELSE 0 END), 0) "
             "FROM loop_daily WHERE dimension = 'caller'",
-            ((today - timedelta(days=due_days + 1)).isoformat(),),
+            (overdue_until(today, due_days).isoformat(),),
         )
     )
     return int(rows[0][0]), int(rows[0][1])
