@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response, post
 
-from gateway.api.auth import key_guard
+from gateway.api.auth import caller_of, key_guard
 from gateway.api.lists import actor
-from gateway.problems import FieldError, Problem, forbidden
+from gateway.problems import FieldError, Problem
 from measures_catalog import CatalogError
 
 if TYPE_CHECKING:
@@ -27,9 +27,7 @@ async def reload_catalog(request: Request[Any, Any, Any]) -> Response[dict[str, 
     problem the loader found and the catalog in force stays. Otherwise this worker swaps
     at once and every other worker within about half a second."""
     rt: Runtime = request.app.state.runtime
-    caller = rt.keys.authenticate(request.scope["headers"], None)
-    if "admin" not in caller.scopes:
-        raise forbidden("admin")
+    caller = caller_of(request)
     try:
         previous, catalog, generation = await rt.catalogs.reload_everywhere(actor(caller))
     except CatalogError as exc:

@@ -16,11 +16,11 @@ import msgspec
 from litestar import Request, Response, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from gateway.api.auth import key_guard
+from gateway.api.auth import caller_of, key_guard
 from gateway.api.check import JSONBodyRequest
 from gateway.api.lists import actor
 from gateway.model import SCOPES, Caller, Scope
-from gateway.problems import forbidden, invalid, not_found
+from gateway.problems import invalid, not_found
 from gateway.store import KeyLimits, KeyNotFound
 
 if TYPE_CHECKING:
@@ -69,11 +69,9 @@ class NewKey(msgspec.Struct, frozen=True):
 
 
 def _admin(request: Request[Any, Any, Any]) -> tuple[Runtime, Caller]:
+    """The runtime and the admin that the route's guard let in."""
     rt: Runtime = request.app.state.runtime
-    caller = rt.keys.authenticate(request.scope["headers"], None)
-    if "admin" not in caller.scopes:
-        raise forbidden("admin")
-    return rt, caller
+    return rt, caller_of(request)
 
 
 def _moment(field: str, moment: datetime | None) -> str | None:
@@ -117,7 +115,12 @@ def _new_key(caller: Caller, key: str, old: dict[str, Any] | None = None) -> New
     )
 
 
-@get("/v1/admin/keys", tags=["admin"], summary="Every key: caller, scopes, dates, limits")
+@get(
+    "/v1/admin/keys",
+    tags=["admin"],
+    summary="Every key: caller, scopes, dates, limits",
+    guards=[key_guard("admin")],
+)
 async def list_keys(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     """Never a key nor its digest: ids, callers, scopes, creation, revocation, expiry,
     rate limit, and the key each one replaced."""
@@ -152,6 +155,7 @@ async def create_key(request: Request[Any, Any, Any], data: JSONBody[CreateKeyRe
     tags=["admin"],
     status_code=200,
     summary="Revoke a key (every worker refuses it within 0.5 s)",
+    guards=[key_guard("admin")],
 )
 async def revoke_key(request: Request[Any, Any, Any], key_id: FromPath[KeyId]) -> dict[str, Any]:
     rt, admin = _admin(request)
@@ -205,7 +209,12 @@ async def set_key_limits(
         raise not_found(str(exc)) from None
 
 
-@get("/v1/admin/audit", tags=["admin"], summary="The audit log of administrative changes")
+@get(
+    "/v1/admin/audit",
+    tags=["admin"],
+    summary="The audit log of administrative changes",
+    guards=[key_guard("admin")],
+)
 async def audit_log(
     request: Request[Any, Any, Any],
     action: Annotated[str | None, QueryParameter(name="action", max_length=100)] = None,

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
@@ -96,15 +97,9 @@ class KeyRing:
     async def stop(self) -> None:
         await self._refresh.stop()
 
-    def authenticate(
-        self,
-        headers: Iterable[tuple[bytes, bytes]],
-        scope: str | None,
-        *,
-        charge: bool = True,
-    ) -> Caller:
-        """The caller of a request, which must hold ``scope`` (None: any valid key) and be
-        within its rate limit (a token is taken unless ``charge`` is false)."""
+    def authenticate(self, headers: Iterable[tuple[bytes, bytes]], *scopes: str) -> Caller:
+        """The caller of a request, which must hold one of ``scopes`` (none given: any
+        valid key) and be within its rate limit (a token is taken)."""
         key = presented_key(headers)
         if key is None:
             raise unauthorized(
@@ -121,9 +116,9 @@ class KeyRing:
         if found.expires_at is not None and time.time() >= found.expires_at:
             ended = datetime.fromtimestamp(found.expires_at).astimezone().isoformat()
             raise unauthorized(f"the API key {found.key_id} expired at {ended}")
-        if scope is not None and scope not in found.caller.scopes:
-            raise forbidden(scope)
-        if charge and (found.rate_per_second or self.limits.default_rate):
+        if scopes and not any(scope in found.caller.scopes for scope in scopes):
+            raise forbidden(" or ".join(scopes))
+        if found.rate_per_second or self.limits.default_rate:
             wait = self.limits.wait(
                 found.key_id, found.rate_per_second, found.burst, time.monotonic()
             )
@@ -133,17 +128,20 @@ class KeyRing:
 
 
 def key_guard(*scopes: str) -> Guard:
-    """A route guard: a valid key holding one of ``scopes`` (none: any valid key). Guards
-    run before Litestar reads the body, so a caller without a valid key learns nothing
-    about the body it sent (401/403, not 400/415/422). The handler authenticates again,
-    taking the rate-limit token."""
-    wanted = frozenset(scopes)
+    """A route guard: a valid key holding one of ``scopes`` (none: any valid key), within
+    its rate limit. Guards run before Litestar reads the body, so a caller without a valid
+    key learns nothing about the body it sent (401/403, not 400/415/422). The caller is
+    left in the request's state for the handler (:func:`caller_of`)."""
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        caller = connection.app.state.runtime.keys.authenticate(
-            connection.scope["headers"], None, charge=False
-        )
-        if wanted and not caller.scopes & wanted:
-            raise forbidden(" or ".join(sorted(wanted)))
+        keys: KeyRing = connection.app.state.runtime.keys
+        caller = keys.authenticate(connection.scope["headers"], *scopes)
+        connection.scope.setdefault("state", {})["caller"] = caller
 
     return guard
+
+
+def caller_of(request: Request[Any, Any, Any]) -> Caller:
+    """The caller that the route's :func:`key_guard` let in."""
+    caller: Caller = request.scope["state"]["caller"]
+    return caller

@@ -22,7 +22,7 @@ from litestar import Request, Response, asgi, post
 from litestar.params import JSONBody
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from gateway.api.auth import key_guard
+from gateway.api.auth import caller_of, key_guard
 from gateway.ids import uuid7
 from gateway.logs import HEADER
 from gateway.model import CheckRecord
@@ -364,7 +364,7 @@ async def check_batch(
     in input order, an invalid code yielding ``{"uscc", "error": problem}`` in its place."""
     started = time.perf_counter()
     rt: Runtime = request.app.state.runtime
-    caller = rt.keys.authenticate(request.scope["headers"], "check")
+    caller = caller_of(request)
     if len(data.uscc) > MAX_BATCH:
         message = f"{len(data.uscc)} codes; a batch holds at most {MAX_BATCH}"
         raise Problem(

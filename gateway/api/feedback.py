@@ -10,7 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
-from gateway.api.auth import key_guard
+from gateway.api.auth import caller_of, key_guard
 from gateway.api.check import JSONBodyRequest
 from gateway.clock import CST
 from gateway.model import FeedbackRecord, MeasureFeedback
@@ -133,7 +133,7 @@ async def post_feedback(
 ) -> Response[bytes]:
     """201 on the first feedback; the identical body again is 200; a different one 409."""
     rt: Runtime = request.app.state.runtime
-    caller = rt.keys.authenticate(request.scope["headers"], "feedback")
+    caller = caller_of(request)
     check = await rt.store.get_check(check_id)
     if check is None or check.caller_id != caller.caller_id:
         raise not_found(f"no check {check_id!r} made by this caller")
@@ -172,18 +172,12 @@ async def post_feedback(
             CheckView, description="The check and its feedback", generate_examples=False
         )
     },
+    guards=[key_guard("check", "feedback", "reports")],
 )
 async def get_check(request: Request[Any, Any, Any], check_id: FromPath[str]) -> Response[bytes]:
     """The caller's own check, or any check with scope ``reports``."""
     rt: Runtime = request.app.state.runtime
-    caller = rt.keys.authenticate(request.scope["headers"], None)
-    if not caller.scopes & {"check", "feedback", "reports"}:
-        raise Problem(
-            403,
-            "forbidden",
-            "Scope missing",
-            "reading a check needs the scope 'check', 'feedback' or 'reports'",
-        )
+    caller = caller_of(request)
     check = await rt.store.get_check(check_id)
     if check is None or (check.caller_id != caller.caller_id and "reports" not in caller.scopes):
         raise not_found(f"no check {check_id!r} visible to this caller")

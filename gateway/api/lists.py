@@ -16,12 +16,12 @@ from litestar import Request, Response, get, post, put
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from gateway.api.auth import key_guard
+from gateway.api.auth import caller_of, key_guard
 from gateway.api.check import JSONBodyRequest, body_problem, unsupported_media
 from gateway.identifiers import InvalidUSCC, validate_uscc
 from gateway.lists import Rejection, parse_entries
 from gateway.model import Caller, Grade, GradeValue, ListEntry, StatusChange
-from gateway.problems import PROBLEM_JSON, FieldError, Problem, forbidden, invalid, not_found
+from gateway.problems import PROBLEM_JSON, FieldError, Problem, invalid, not_found
 from gateway.service import uscc_problem
 from gateway.store import EntryNotFound, InvalidTransition
 
@@ -121,14 +121,6 @@ def actor(caller: Caller) -> str:
     return f"{caller.name} ({caller.department}) key {caller.key_id}"
 
 
-def _caller(request: Request[Any, Any, Any], *scopes: str) -> Caller:
-    rt: Runtime = request.app.state.runtime
-    caller = rt.keys.authenticate(request.scope["headers"], None)
-    if not caller.scopes & set(scopes):
-        raise forbidden(" or ".join(scopes))
-    return caller
-
-
 def _rows(body: bytes, content_type: str) -> list[tuple[int, dict[str, Any]]]:
     """A JSON array, or NDJSON (one object a line), as numbered rows."""
     if "ndjson" in content_type or "jsonl" in content_type:
@@ -178,7 +170,7 @@ async def upsert_entries(
     """All or nothing: if a row is rejected nothing is applied (422 listing every rejected
     row, field and reason), unless ``allow_partial=true``."""
     rt: Runtime = request.app.state.runtime
-    caller = _caller(request, "lists")
+    caller = caller_of(request)
     content_type = request.headers.get("content-type", "")
     if "json" not in content_type:
         raise unsupported_media("application/json (an array) or application/x-ndjson")
@@ -222,7 +214,7 @@ async def upsert_entries(
 
 async def _transition(request: Request[Any, Any, Any], entry_id: str, act: Any) -> bytes:
     rt: Runtime = request.app.state.runtime
-    caller = _caller(request, "lists")
+    caller = caller_of(request)
     try:
         entry: ListEntry = await act(rt, actor(caller))
     except EntryNotFound:
@@ -354,7 +346,7 @@ async def put_grade(
     request: Request[Any, Any, Any], uscc: FromPath[str], data: JSONBody[GradeRequest]
 ) -> Response[bytes]:
     rt: Runtime = request.app.state.runtime
-    caller = _caller(request, "lists")
+    caller = caller_of(request)
     code = _subject_code(uscc)
     grade = Grade(data.value, data.source, data.as_of)
     await rt.store.put_grade(code, grade, actor(caller))
@@ -366,12 +358,12 @@ async def put_grade(
     tags=["lists"],
     summary="A subject: every entry with its status history, its grade and its recent checks",
     responses=_answer(SubjectView, "The subject"),
+    guards=[key_guard("lists", "reports")],
 )
 async def get_subject(
     request: Request[Any, Any, Any], uscc: FromPath[str], checks: FromQuery[int] = 20
 ) -> Response[bytes]:
     rt: Runtime = request.app.state.runtime
-    _caller(request, "lists", "reports")
     code = _subject_code(uscc)
     if not 0 <= checks <= 200:
         raise invalid("checks", "between 0 and 200")

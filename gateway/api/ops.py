@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, Response, get
 
 from gateway import metrics
+from gateway.api.auth import key_guard
 from gateway.privacy import redact
 from measures_catalog import Catalog
 
@@ -83,11 +84,15 @@ def catalog_view(catalog: Catalog) -> bytes:
     )
 
 
-@get("/v1/catalog", tags=["catalog"], summary="The measures catalog in force")
+@get(
+    "/v1/catalog",
+    tags=["catalog"],
+    summary="The measures catalog in force",
+    guards=[key_guard()],
+)
 async def get_catalog(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Version, list types, matter types, grades and measures (any valid key)."""
     rt: Runtime = request.app.state.runtime
-    rt.keys.authenticate(request.scope["headers"], None)
     return Response(rt.catalog_json, media_type="application/json")
 
 
