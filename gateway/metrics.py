@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from bisect import bisect_left
 from collections.abc import Iterable
 from pathlib import Path
@@ -275,7 +274,3 @@ def forget_dead_workers() -> None:
 def worker_stopped() -> None:
     if os.environ.get(MULTIPROC_ENV):
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-
-
-def monotonic_age(last_ok: float) -> float:
-    return max(0.0, time.monotonic() - last_ok)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from gateway import feed, metrics
@@ -55,7 +56,6 @@ class Runtime:
         )
         self.keys = KeyRing(self.store, settings.keys_refresh, limits)
         self.metrics = Metrics()
-        metrics.forget_dead_workers()
         await self.keys.load()
         await feed.build(self.store, self.snapshot, settings.snapshot_path)
         self.recorder = Recorder(
@@ -131,7 +131,7 @@ class Runtime:
             queue_depth=self.recorder.depth,
             snapshot_version=self.snapshot.version,
             snapshot_entries=self.snapshot.entry_count,
-            seconds_since_read=metrics.monotonic_age(self.follower.last_ok),
+            seconds_since_read=max(0.0, time.monotonic() - self.follower.last_ok),
             change_lag=lag,
             catalog_version=self.catalog.version,
         )
