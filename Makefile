@@ -38,7 +38,7 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
 
 .PHONY: tools
-tools: ## Install what the tests run beside Python where missing (promtool, chromium, chromedriver)
+tools: ## Install what the tests run beside Python where missing (promtool, redis-server, chromium, chromedriver)
 	@command -v promtool >/dev/null || { \
 		echo "promtool is missing: installing Debian's package prometheus (apt-get)"; \
 		apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || \
@@ -49,6 +49,11 @@ tools: ## Install what the tests run beside Python where missing (promtool, chro
 		apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && \
 		  apt-get install -y --no-install-recommends chromium chromium-driver; }; }
+	@command -v redis-server >/dev/null || { \
+		echo "redis-server is missing: installing Debian's package redis-server (apt-get)"; \
+		apt-get install -y --no-install-recommends redis-server >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends redis-server; }; \
+		service redis-server stop >/dev/null 2>&1 || true; }
 	@fc-list :lang=zh 2>/dev/null | grep -q . || { \
 		echo "no Chinese font for the console's screenshot: installing fonts-noto-cjk (apt-get)"; \
 		apt-get install -y --no-install-recommends fonts-noto-cjk >/dev/null 2>&1 || true; }

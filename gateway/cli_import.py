@@ -8,6 +8,7 @@ from pathlib import Path
 
 from adapters.sources import mapping as mappings
 from adapters.sources.files import SourceError
+from gateway import scaleout
 from gateway.importer import ImportOptions, import_file
 from gateway.settings import Settings
 from gateway.store import Store
@@ -74,6 +75,8 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
         except (SourceError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        if settings.redis_url and summary.applied:
+            print(f"  {await scaleout.publish_once(settings, store)}", file=sys.stderr)
     finally:
         await store.close()
     if sys.stderr.isatty():

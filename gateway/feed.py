@@ -13,11 +13,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from gateway import snapshot_file
 from gateway.compact import CompactSubjects
 from gateway.snapshot import Snapshot, Subject
+from gateway.snapshot_file import Saved
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -28,20 +31,48 @@ PAGE = 10_000
 STALE_CHANGES = 100_000
 
 
-async def build(store: Store, snapshot: Snapshot, saved: Path | None = None) -> None:
-    """Load every live subject: from the snapshot ``saved`` in a file when it fits this
-    store's change log (then catch up), else from the store (the version is read first,
-    so no change is missed) and save it there for the next start."""
+#: Where a saved snapshot is read from at start: a name for the logs and a reader run in
+#: a thread (None when it holds none).
+Source = tuple[str, Callable[[], Saved | None]]
+#: Writes a packed snapshot somewhere, in a thread: (base, version, fingerprint, entries).
+Sink = Callable[[CompactSubjects, int, str, int], object]
+
+
+def file_source(path: Path) -> Source:
+    return ("file", partial(snapshot_file.load, path))
+
+
+def file_sink(path: Path) -> tuple[str, Sink]:
+    return (str(path), partial(snapshot_file.save, path))
+
+
+async def build(
+    store: Store,
+    snapshot: Snapshot,
+    sources: Sequence[Source] = (),
+    sinks: Sequence[tuple[str, Sink]] = (),
+) -> None:
+    """Load every live subject: from the first of ``sources`` holding a saved snapshot
+    that fits this store's change log (then catch up), else from the store (the version
+    is read first, so no change is missed). Every snapshot packed from then on (this
+    build, later compactions) is written to each of ``sinks`` in the background."""
     started = time.monotonic()
-    if saved is not None:
-        snapshot.on_packed = SnapshotSaver(store, saved).save
-        if await _use_saved(store, snapshot, saved):
+    savers = [SnapshotSaver(store, name, sink) for name, sink in sinks]
+    if savers:
+
+        def save_everywhere(base: CompactSubjects, version: int, entry_count: int) -> None:
+            for saver in savers:
+                saver.save(base, version, entry_count)
+
+        snapshot.on_packed = save_everywhere
+    for name, read in sources:
+        if await _use_saved(store, snapshot, name, read):
             await catch_up(store, snapshot)
-            snapshot.loaded, snapshot.origin = True, "file"
+            snapshot.loaded, snapshot.origin = True, name
             log.info(
                 "snapshot read from %s and caught up in %.1f s: %d subjects, %d entries, "
                 "version %d",
-                saved,
+                name,
                 time.monotonic() - started,
                 len(snapshot),
                 snapshot.entry_count,
@@ -63,27 +94,35 @@ async def build(store: Store, snapshot: Snapshot, saved: Path | None = None) -> 
     )
 
 
-async def _use_saved(store: Store, snapshot: Snapshot, path: Path) -> bool:
-    found = await asyncio.to_thread(snapshot_file.load, path)
+async def _use_saved(
+    store: Store, snapshot: Snapshot, name: str, read: Callable[[], Saved | None]
+) -> bool:
+    try:
+        found = await asyncio.to_thread(read)
+    except Exception as exc:  # a source that fails is passed over
+        log.warning("snapshot in %s not read: %s", name, exc)
+        return False
     if found is None:
         return False
     last = await store.last_change_seq()
     if found.version > last or await store.change_at(found.version) != found.fingerprint:
-        log.warning("snapshot file %s is not of this store's change log: not used", path)
+        log.warning("snapshot in %s is not of this store's change log: not used", name)
         return False
     if last - found.version > max(STALE_CHANGES, found.entry_count // 10):
-        log.info("snapshot file %s is %d changes behind: building anew", path, last - found.version)
+        log.info("snapshot in %s is %d changes behind: building anew", name, last - found.version)
         return False
     snapshot.use(found.subjects, found.version, found.entry_count)
     return True
 
 
 class SnapshotSaver:
-    """Saves packed snapshots to a file in a thread, one at a time, never blocking checks."""
+    """Writes packed snapshots to one sink in a thread, one at a time (the latest
+    offered), never blocking checks."""
 
-    def __init__(self, store: Store, path: Path) -> None:
+    def __init__(self, store: Store, name: str, sink: Sink) -> None:
         self.store = store
-        self.path = path
+        self.name = name
+        self.sink = sink
         self._task: asyncio.Task[None] | None = None
         self._next: tuple[CompactSubjects, int, int] | None = None
 
@@ -97,12 +136,11 @@ class SnapshotSaver:
             (base, version, entry_count), self._next = self._next, None
             try:
                 fingerprint = await self.store.change_at(version)
-                await asyncio.to_thread(
-                    snapshot_file.save, self.path, base, version, fingerprint, entry_count
-                )
-                log.info("snapshot %d saved to %s", version, self.path)
+                saved = await asyncio.to_thread(self.sink, base, version, fingerprint, entry_count)
+                if saved is not False:  # False: the sink holds one as recent already
+                    log.info("snapshot %d saved to %s", version, self.name)
             except Exception:  # the next start builds from the store instead
-                log.exception("snapshot %d not saved to %s", version, self.path)
+                log.exception("snapshot %d not saved to %s", version, self.name)
 
 
 async def catch_up(store: Store, snapshot: Snapshot) -> int:

@@ -121,4 +121,5 @@ class ExpirySweep:
         expired = await self.runtime.store.mark_expired(today, "expiry sweep")
         if expired:
             log.info("%d entries past their end date marked expired", expired)
+            self.runtime.lists_changed()
         return expired

@@ -116,6 +116,11 @@ CHANGE_LAG = Gauge(
     "Changes in the store's log that the worker's snapshot has not applied yet.",
     multiprocess_mode="liveall",
 )
+DEGRADED = Gauge(
+    "gateway_degraded",
+    "1 while the worker cannot read the change stream in Redis and follows the store instead.",
+    multiprocess_mode="liveall",
+)
 FEEDBACK_PENDING = Gauge(
     "gateway_feedback_pending",
     "Checks whose measures need feedback and have none (the store's, rolled up).",
@@ -221,8 +226,10 @@ class Metrics:
         seconds_since_read: float,
         change_lag: int,
         catalog_version: str,
+        degraded: bool = False,
     ) -> None:
         RECORDER_QUEUE.set(queue_depth)
+        DEGRADED.set(1 if degraded else 0)
         SNAPSHOT_VERSION.set(snapshot_version)
         SNAPSHOT_ENTRIES.set(snapshot_entries)
         SNAPSHOT_AGE.set(seconds_since_read)

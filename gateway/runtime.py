@@ -6,7 +6,7 @@ import logging
 import time
 from datetime import datetime
 
-from gateway import feed, metrics
+from gateway import feed, metrics, scaleout
 from gateway.api.auth import KeyRing
 from gateway.clock import CST
 from gateway.jobs import CatalogReloader, ExpirySweep, Periodic
@@ -31,7 +31,9 @@ class Runtime:
     keys: KeyRing
     recorder: Recorder
     service: CheckService
-    follower: feed.ChangeFollower
+    follower: feed.ChangeFollower | scaleout.StreamFollower
+    #: Redis links (None: embedded, no Redis).
+    scale_out: scaleout.ScaleOut | None = None
     catalogs: CatalogReloader
     expiry: ExpirySweep
     metrics: Metrics
@@ -57,7 +59,19 @@ class Runtime:
         self.keys = KeyRing(self.store, settings.keys_refresh, limits)
         self.metrics = Metrics()
         await self.keys.load()
-        await feed.build(self.store, self.snapshot, settings.snapshot_path)
+        sources: list[feed.Source] = []
+        sinks: list[tuple[str, feed.Sink]] = []
+        path = settings.snapshot_path
+        if settings.redis_url:
+            self.scale_out = scaleout.ScaleOut(
+                settings, self.store, self.snapshot, self._mark_degraded
+            )
+            sources.append(self.scale_out.snapshot_source)
+            sinks.append(self.scale_out.snapshot_sink)
+        if path is not None:
+            sources.append(feed.file_source(path))
+            sinks.append(feed.file_sink(path))
+        await feed.build(self.store, self.snapshot, sources, sinks)
         self.recorder = Recorder(
             lambda: CheckWriter(settings.db, synchronous=settings.sync).open(),
             upkeep_factory=lambda: Maintenance(settings.db),
@@ -70,8 +84,12 @@ class Runtime:
         )
         await self.recorder.start()
         self.service = CheckService(self.catalog, self.snapshot, self.recorder, self.metrics)
-        self.follower = feed.ChangeFollower(self.store, self.snapshot, settings.poll_interval)
-        self.follower.start()
+        if self.scale_out is not None:
+            self.follower = self.scale_out.follower
+            await self.scale_out.start()
+        else:
+            self.follower = feed.ChangeFollower(self.store, self.snapshot, settings.poll_interval)
+            self.follower.start()
         self.keys.start()
         self.catalogs = CatalogReloader(self, settings.poll_interval * 5)
         await self.catalogs.start()
@@ -105,7 +123,10 @@ class Runtime:
         await self.publisher.stop()
         await self.expiry.periodic.stop()
         await self.catalogs.watch.stop()
-        await self.follower.stop()
+        if self.scale_out is not None:
+            await self.scale_out.stop()
+        else:
+            await self.follower.stop()
         await self.snapshot.close()
         await self.keys.stop()
         await self.recorder.stop()
@@ -134,6 +155,7 @@ class Runtime:
             seconds_since_read=max(0.0, time.monotonic() - self.follower.last_ok),
             change_lag=lag,
             catalog_version=self.catalog.version,
+            degraded=self.service.degraded,
         )
         self.metrics.flush()
 
@@ -151,6 +173,28 @@ class Runtime:
                 f"{self.follower.last_error}"
             )
         return reasons
+
+    def _mark_degraded(self, degraded: bool) -> None:
+        if hasattr(self, "service"):
+            self.service.degraded = degraded
+
+    def lists_changed(self) -> None:
+        """Lists were changed through this worker: publish to the stream now."""
+        if self.scale_out is not None:
+            self.scale_out.relay.nudge()
+
+    def changes_from(self) -> str:
+        """Where list changes reach this worker from now: the Redis stream or the store."""
+        if self.scale_out is None or self.scale_out.follower.degraded:
+            return "store"
+        return "redis"
+
+    def degraded_reasons(self) -> list[str]:
+        """Why answers are marked ``degraded`` (the worker still answers: it is ready)."""
+        follower = self.follower if self.started else None
+        if isinstance(follower, scaleout.StreamFollower) and follower.degraded:
+            return [follower.degraded_reason]
+        return []
 
     def log_exception(self, message: str, request_id: str = "") -> None:
         log.exception(message, extra={"request_id": request_id})

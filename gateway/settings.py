@@ -27,7 +27,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db: str = "./var/gateway.db"
     #: Catalog directory; empty means the packaged catalog.
     catalog: str = ""
+    #: Redis for several nodes (``redis://host:6379/0``): list changes travel on a stream
+    #: and the packed snapshot is kept there for fast starts. Empty: embedded (every worker
+    #: follows the store's change log).
     redis_url: str = ""
+    #: Prefix of every Redis key; the stream and the snapshot's index share the hash tag
+    #: ``{prefix}``, so they live in one slot of a Redis Cluster.
+    redis_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "gateway"
+    #: Milliseconds a Redis command may take before it counts as failed (checks never
+    #: wait on Redis; this bounds how long a list change or a start waits for it).
+    redis_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    #: Milliseconds to open a connection to Redis.
+    redis_connect_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    #: Retries of a Redis command that failed on the connection (no back-off; the next
+    #: poll retries again).
+    redis_retries: Annotated[int, msgspec.Meta(ge=0, le=5)] = 1
+    #: Messages kept on the change stream (trimmed approximately); a worker further
+    #: behind than that catches up from the store's change log.
+    redis_stream_length: Annotated[int, msgspec.Meta(ge=100)] = 100_000
     #: Days after a check before missing feedback counts as overdue.
     feedback_due_days: Annotated[int, msgspec.Meta(ge=1)] = 5
     #: SQLite synchronous mode of the check recorder: FULL survives power loss, NORMAL

@@ -69,6 +69,9 @@ class Snapshot:
         self.origin = ""
         self.entry_count = 0
         self._subjects = 0
+        #: The last base that held the whole state at a known version: (base, version,
+        #: entry count). What a saved or shared copy of the snapshot is made from.
+        self.packed: tuple[CompactSubjects, int, int] | None = None
 
     def __len__(self) -> int:
         return self._subjects
@@ -113,6 +116,7 @@ class Snapshot:
         self._subjects = len(base)
         self.entry_count = entry_count
         self.version = version
+        self.packed = (base, version, entry_count)
 
     # --- deltas ---------------------------------------------------------------------
 
@@ -187,6 +191,8 @@ class Snapshot:
                 if frozen.get(uscc, _MISSING) is not subject
             }
             log.info("snapshot compacted: %d subjects packed", len(packed))
+            # Not kept when not whole: holding the old base would double the memory.
+            self.packed = (packed, version, entry_count) if whole else None
             if whole and self.on_packed is not None:
                 self.on_packed(packed, version, entry_count)
         except Exception:  # the layers as they were keep serving

@@ -30,7 +30,7 @@ import sys
 import tempfile
 from array import array
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import msgspec
 
@@ -67,6 +67,23 @@ def save(
     path: Path, subjects: CompactSubjects, version: int, fingerprint: str, entry_count: int
 ) -> None:
     """Write ``subjects`` to ``path`` atomically (a temporary file, fsync, rename)."""
+    handle, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            write_to(out, subjects, version, fingerprint, entry_count)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
+
+
+def write_to(
+    out: BinaryIO, subjects: CompactSubjects, version: int, fingerprint: str, entry_count: int
+) -> None:
+    """Write ``subjects`` in this format to ``out`` (a file, or Redis's chunks)."""
     table, keys, offsets, payload = subjects.arrays()
     parts: list[memoryview] = [
         memoryview(table).cast("B"),
@@ -85,23 +102,13 @@ def save(
             (parts[0].nbytes, parts[1].nbytes, parts[2].nbytes, parts[3].nbytes),
         )
     )
-    handle, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(MAGIC)
-            out.write(len(header).to_bytes(8, "little"))
-            out.write(header)
-            out.write(_padding(len(MAGIC) + 8 + len(header)))
-            for part in parts:
-                out.write(part)
-                out.write(_padding(part.nbytes))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
-        raise
+    out.write(MAGIC)
+    out.write(len(header).to_bytes(8, "little"))
+    out.write(header)
+    out.write(_padding(len(MAGIC) + 8 + len(header)))
+    for part in parts:
+        out.write(part)
+        out.write(_padding(part.nbytes))
 
 
 def load(path: Path) -> Saved | None:
@@ -109,12 +116,13 @@ def load(path: Path) -> Saved | None:
     none or it cannot be used (another format, another byte order, truncated)."""
     try:
         with path.open("rb") as source:
-            return _read(source)
+            return read_from(source)
     except FileNotFoundError:
         return None
 
 
-def _read(source: io.BufferedReader) -> Saved | None:
+def read_from(source: io.BufferedIOBase) -> Saved | None:
+    """Read a snapshot written by :func:`write_to`; None if it cannot be used."""
     if source.read(len(MAGIC)) != MAGIC:
         return None
     length = int.from_bytes(source.read(8), "little")

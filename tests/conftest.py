@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 import measures_catalog
 from measures_catalog import Catalog
 from tests.fixtures import Seeded, seed_database
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +30,11 @@ def catalog_dir(tmp_path: Path) -> Path:
 def seeded(tmp_path: Path) -> Seeded:
     """A fresh store with keys, entries of every verdict and grades (tests/fixtures.py)."""
     return seed_database(tmp_path / "gateway.db")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free port, empty, stopped after the test."""
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()

@@ -26,11 +26,13 @@ CLEAR = "9144030071526726XG"  # nothing
 REPAIRED = "91620105L015101280"  # repaired market-regulation listing
 
 
-def run_gateway(db: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``python -m gateway <args>`` as a user runs it, on the store at ``db``."""
+def run_gateway(
+    db: Path, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m gateway <args>`` as a user runs it, on the store at ``db`` (and ``env``)."""
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args],
-        env={**os.environ, "GATEWAY_DB": str(db)},
+        env={**os.environ, "GATEWAY_DB": str(db), **env},
         capture_output=True,
         text=True,
         timeout=timeout,

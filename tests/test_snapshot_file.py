@@ -35,7 +35,7 @@ def rows(start: int, count: int, **fields: object) -> list[EntryInput]:
 
 async def build(store: Store, saved: Path) -> Snapshot:
     snapshot = Snapshot()
-    await feed.build(store, snapshot, saved)
+    await feed.build(store, snapshot, [feed.file_source(saved)], [feed.file_sink(saved)])
     for task in asyncio.all_tasks():
         if task.get_name() == "snapshot-save":
             await task  # the save runs in the background

@@ -203,6 +203,7 @@ async def upsert_entries(
         return Response(_encode(body), status_code=422, media_type=PROBLEM_JSON)
     if entries:
         result = await rt.store.upsert_entries(entries, actor(caller))
+        rt.lists_changed()
         summary.update(
             inserted=result.inserted,
             updated=result.updated,
@@ -217,6 +218,7 @@ async def _transition(request: Request[Any, Any, Any], entry_id: str, act: Any) 
     caller = caller_of(request)
     try:
         entry: ListEntry = await act(rt, actor(caller))
+        rt.lists_changed()
     except EntryNotFound:
         raise not_found(f"no list entry {entry_id!r}") from None
     except InvalidTransition as exc:
@@ -350,6 +352,7 @@ async def put_grade(
     code = _subject_code(uscc)
     grade = Grade(data.value, data.source, data.as_of)
     await rt.store.put_grade(code, grade, actor(caller))
+    rt.lists_changed()
     return _ok(_encode({"uscc": code, "grade": msgspec.to_builtins(grade)}))
 
 

@@ -105,14 +105,20 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """200 when the catalog and a snapshot are loaded and the store accepts writes.
 
+    Still 200 while degraded (Redis unavailable, changes read from the store instead):
+    ``degraded`` says why and ``changes_from`` where list changes are read from now.
+
     Unauthenticated: a reason quoting an error of the store has citizen ID numbers masked."""
     rt: Runtime = request.app.state.runtime
     reasons = [redact(reason) for reason in rt.not_ready_reasons()]
     body = {
         "status": "ready" if not reasons else "not ready",
         "reasons": reasons,
+        "degraded": [redact(reason) for reason in rt.degraded_reasons()],
+        "changes_from": rt.changes_from(),
         "catalog_version": rt.service.catalog.version if rt.started else None,
         "snapshot_version": rt.snapshot.version,
+        "snapshot_from": rt.snapshot.origin,
         "subjects": len(rt.snapshot),
         "entries": rt.snapshot.entry_count,
         "recorder_queue": rt.recorder.depth if rt.started else 0,
