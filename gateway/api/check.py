@@ -125,9 +125,12 @@ def validation_problem(text: str) -> Problem:
 def body_problem(exc: Exception, field: str = "body") -> Problem:
     """400 for a body that cannot be read as JSON at all: not JSON, not UTF-8, or nested
     deeper than the decoder goes (msgspec raises the last two as ``UnicodeDecodeError``
-    and ``RecursionError``, which would otherwise be a 500)."""
+    — before 0.23; a ``DecodeError`` saying so since — and ``RecursionError``, which would
+    otherwise be a 500)."""
     if isinstance(exc, UnicodeDecodeError):
         message, rule = f"the body is not valid UTF-8 (byte {exc.start})", "utf8"
+    elif "Invalid UTF-8" in str(exc):  # msgspec >= 0.23 says so in a DecodeError
+        message, rule = "the body is not valid UTF-8", "utf8"
     elif isinstance(exc, RecursionError):
         message, rule = "the body nests arrays or objects too deeply", "max_depth"
     else:
