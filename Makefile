@@ -86,6 +86,10 @@ bench-import: venv ## Import 100,000 and 1,000,000 generated rows (default and b
 bench-reports: venv ## Loop report over 10,000,000 generated checks: roll-up rate, report time (~5 min)
 	$(PY) -m loadtest.bench_reports --checks 10000000 $(REPORTS_ARGS)
 
+.PHONY: bench-redis
+bench-redis: venv ## Cold start of a worker from Redis vs from the store, 1,000,000 entries (~3 min)
+	$(PY) -m loadtest.bench_redis_start --entries $${ENTRIES:-1000000} --rounds 3
+
 .PHONY: loadtest
 loadtest: venv ## Locust: approval, procurement and ops callers against a fresh gateway (headless, ~40 s)
 	$(PY) -m loadtest.run_locust $(LOADTEST_ARGS)

@@ -9,7 +9,7 @@ import pytest
 import measures_catalog
 from measures_catalog import Catalog
 from tests.fixtures import Seeded, seed_database
-from tests.redis_server import RedisServer
+from loadtest.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import pytest
 
 from loadtest.datagen import make_uscc
 from tests.fixtures import CLEAR, RESTRICTED, TODAY, Seeded, entry, run_gateway
-from tests.redis_server import RedisServer
+from loadtest.redis_server import RedisServer
 from tests.server.conftest import Server
 
 pytestmark = pytest.mark.slow
