@@ -27,7 +27,9 @@ from loadtest.bench_scale import prepare, worker_memory_mb
 from loadtest.redis_server import RedisServer
 
 
-def start(name: str, db: Path, out: Path, redis_url: str, timeout: float) -> tuple[float, str, float]:
+def start(
+    name: str, db: Path, out: Path, redis_url: str, timeout: float
+) -> tuple[float, str, float]:
     """Seconds to ready, where the snapshot came from, and the worker's RSS (MiB)."""
     env = {**os.environ, "GATEWAY_DB": str(db), "GATEWAY_SNAPSHOT_FILE": "off"}
     env.pop("GATEWAY_REDIS_URL", None)

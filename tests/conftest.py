@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import measures_catalog
+from loadtest.redis_server import RedisServer
 from measures_catalog import Catalog
 from tests.fixtures import Seeded, seed_database
-from loadtest.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,8 @@ from gateway.snapshot import Snapshot
 from gateway.store import Store
 from gateway.stream import ChangeStream
 from loadtest.datagen import make_uscc
-from tests.fixtures import entry
 from loadtest.redis_server import RedisServer
+from tests.fixtures import entry
 
 _RANDOM = random.Random(5)
 CODES = [make_uscc(_RANDOM, "320000") for _ in range(40)]

@@ -22,8 +22,8 @@ import msgspec
 import pytest
 
 from loadtest.datagen import make_uscc
-from tests.fixtures import CLEAR, RESTRICTED, TODAY, Seeded, entry, run_gateway
 from loadtest.redis_server import RedisServer
+from tests.fixtures import CLEAR, RESTRICTED, TODAY, Seeded, entry, run_gateway
 from tests.server.conftest import Server
 
 pytestmark = pytest.mark.slow
