@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import zlib
 from array import array
+from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from datetime import date
+from operator import itemgetter
 from typing import Final, NamedTuple
 
 import msgspec
@@ -42,6 +44,8 @@ import msgspec
 from gateway.model import EntryRecord, Grade, ListEntry
 
 KEY_BYTES: Final = 18
+#: A subject's entries in a record: by listed date, then entry id.
+_LISTED_ORDER: Final = itemgetter(4, 1)
 _encode: Final = msgspec.msgpack.Encoder().encode
 _decode: Final = msgspec.msgpack.Decoder().decode
 
@@ -151,6 +155,9 @@ class CompactBuilder:
         self._strings = strings or _Strings()
         self._odd: dict[str, Subject] = {}
         self.entry_count = 0
+        #: The subject :meth:`add_rows` is collecting, and grades it has not placed yet.
+        self._open: tuple[str, list[EntryRecord]] = ("", [])
+        self._pending_grades: deque[tuple[str, Grade]] = deque()
 
     def add(self, uscc: str, entries: tuple[ListEntry, ...], grade: Grade | None) -> None:
         if not entries and grade is None:
@@ -178,22 +185,54 @@ class CompactBuilder:
             self.add_packed(key, self.pack_records(records, grade))
             self.entry_count += len(records)
 
-    def add_many(self, subjects: Iterable[tuple[str, list[EntryRecord], Grade | None]]) -> None:
-        """:meth:`add_records` for each of ``subjects``, in one loop: the initial build of
-        ten million entries spends most of its Python time here, so a subject costs one
-        call (:meth:`pack_records`) rather than three."""
-        keys, payload, offsets, pack = self._keys, self._payload, self._offsets, self.pack_records
-        count = 0
-        for uscc, records, grade in subjects:
-            key = uscc.encode()
-            if len(key) != KEY_BYTES or len(uscc) != KEY_BYTES:
-                self.add_records(uscc, records, grade)
-            elif records or grade is not None:
-                keys += key
-                payload += pack(records, grade)
-                offsets.append(len(payload))
-                count += len(records)
-        self.entry_count += count
+    def add_rows(self, rows: Iterable[EntryRecord], grades: Iterable[tuple[str, Grade]]) -> None:
+        """Subjects from the store's scan (:func:`gateway.store.live.stream_rows`): entry
+        records ordered by code (a subject's may continue in the next call) and the
+        ``(code, grade)`` pairs of codes up to the last one, ordered too. Call
+        :meth:`close_rows` after the last chunk. Grouping and packing are one loop: the
+        initial build of ten million entries spends most of its Python time here."""
+        pending = self._pending_grades
+        pending.extend(grades)
+        current, records = self._open
+        for row in rows:
+            uscc = row[0]
+            if uscc == current:
+                records.append(row)
+                continue
+            if records:
+                self._close_subject(current, records)
+            current, records = uscc, [row]
+        self._open = (current, records)
+
+    def close_rows(self) -> None:
+        """The last subject of :meth:`add_rows`, and the grades left (graded codes with no
+        live entry)."""
+        current, records = self._open
+        if records:
+            self._close_subject(current, records)
+        self._open = ("", [])
+        pending = self._pending_grades
+        while pending:
+            code, grade = pending.popleft()
+            self.add_records(code, [], grade)
+
+    def _close_subject(self, uscc: str, records: list[EntryRecord]) -> None:
+        pending, grade = self._pending_grades, None
+        while pending and pending[0][0] < uscc:  # graded, nothing listed
+            code, only = pending.popleft()
+            self.add_records(code, [], only)
+        if pending and pending[0][0] == uscc:
+            grade = pending.popleft()[1]
+        if len(records) > 1:
+            records.sort(key=_LISTED_ORDER)
+        key = uscc.encode()
+        if len(key) != KEY_BYTES or len(uscc) != KEY_BYTES:
+            self.add_records(uscc, records, grade)
+            return
+        self._keys += key
+        self._payload += self.pack_records(records, grade)
+        self._offsets.append(len(self._payload))
+        self.entry_count += len(records)
 
     def pack(self, entries: tuple[ListEntry, ...], grade: Grade | None) -> bytes:
         return self.pack_records([_record(e) for e in entries], grade)

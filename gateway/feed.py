@@ -80,8 +80,8 @@ async def build(
             )
             return
     version = await store.last_change_seq()
-    async for chunk in store.live_records():
-        snapshot.load_records(chunk)
+    async for rows, grades in store.live_rows():
+        snapshot.load_rows(rows, grades)
         await asyncio.sleep(0)
     await snapshot.finish_load(version)
     snapshot.origin = "store"

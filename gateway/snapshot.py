@@ -95,15 +95,16 @@ class Snapshot:
             self._builder = CompactBuilder()
         self._builder.add(uscc, entries, grade)
 
-    def load_records(self, subjects: Iterable[tuple[str, list[EntryRecord], Grade | None]]) -> None:
-        """Subjects as the store's raw records (``Store.live_records``)."""
+    def load_rows(self, rows: list[EntryRecord], grades: list[tuple[str, Grade]]) -> None:
+        """A chunk of the store's scan (``Store.live_rows``)."""
         if self._builder is None:
             self._builder = CompactBuilder()
-        self._builder.add_many(subjects)
+        self._builder.add_rows(rows, grades)
 
     async def finish_load(self, version: int) -> None:
         """Pack what was loaded (yielding to the event loop as it goes) and serve it."""
         builder, self._builder = self._builder or CompactBuilder(), None
+        builder.close_rows()
         self.use(await _pack(builder), version, builder.entry_count)
         self.loaded = True
         if self.on_packed is not None:

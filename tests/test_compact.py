@@ -38,8 +38,10 @@ def random_subject(rnd: random.Random, uscc: str, entry_id: str | None = None) -
     grade = None
     if not entries or rnd.random() < 0.2:
         grade = Grade(
-            rnd.choice(("A", "B", "C", "D")), "省信用中心", rnd.choice((None, date(2026, 1, 1)))
-        )  # type: ignore[arg-type]
+            rnd.choice(("A", "B", "C", "D")),  # type: ignore[arg-type]
+            "省信用中心",
+            rnd.choice((None, date(2026, 1, 1))),
+        )
     return Subject(tuple(entries), grade)
 
 
@@ -130,19 +132,26 @@ def test_every_kind_of_entry_id_reads_back_as_it_was_stored() -> None:
     assert [e.entry_id for e in found.entries] == ids
 
 
-def test_a_chunk_packed_at_once_reads_back_like_subjects_added_one_by_one() -> None:
+def test_subjects_packed_from_the_stores_scan_read_back_like_subjects_added_one_by_one() -> None:
     rnd = random.Random(11)
     codes = [make_uscc(rnd, "310115") for _ in range(300)] + ["N0T-A-USCC", "统一代码"]
     subjects = {code: random_subject(rnd, code) for code in codes}
     subjects[codes[0]] = random_subject(rnd, codes[0], entry_id="E-odd-id")
-    chunk = [
-        (code, [_record(e) for e in subject.entries], subject.grade)
-        for code, subject in subjects.items()
-    ]
+    for code, subject in subjects.items():  # a subject's entries in the store's order
+        ordered = sorted(subject.entries, key=lambda e: (e.listed_on, e.entry_id))
+        subjects[code] = Subject(tuple(ordered), subject.grade)
+    # As the store's scan brings them: entry rows by code, grades by code, in chunks.
+    rows = sorted((_record(e) for s in subjects.values() for e in s.entries), key=lambda r: r[0])
+    grades = sorted((code, s.grade) for code, s in subjects.items() if s.grade is not None)
     one_by_one, at_once = CompactBuilder(), CompactBuilder()
     for code, subject in subjects.items():
         one_by_one.add(code, subject.entries, subject.grade)
-    at_once.add_many(chunk)
+    for start in range(0, len(rows), 50):
+        part = rows[start : start + 50]
+        last = part[-1][0] if start + 50 < len(rows) else "\uffff"
+        at_once.add_rows(part, [g for g in grades if g[0] <= last])
+        grades = [g for g in grades if g[0] > last]
+    at_once.close_rows()
     assert at_once.entry_count == one_by_one.entry_count
     first, second = one_by_one.finish(), at_once.finish()
     assert len(first) == len(second)

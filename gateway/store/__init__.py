@@ -15,7 +15,7 @@ from gateway.store.entries import UpsertResult
 from gateway.store.errors import EntryNotFound, InvalidTransition, SchemaError, StoreError
 from gateway.store.grades import GradeResult
 from gateway.store.keys import key_digest, key_id_of, matches, new_key
-from gateway.store.live import LiveRecords
+from gateway.store.live import LiveRows
 from gateway.store.maintenance import Maintenance
 from gateway.store.schema import LATEST as SCHEMA_VERSION
 from gateway.store.store import Store
@@ -29,7 +29,7 @@ __all__ = [
     "KeyInForce",
     "KeyLimits",
     "KeyNotFound",
-    "LiveRecords",
+    "LiveRows",
     "Maintenance",
     "SchemaError",
     "Store",

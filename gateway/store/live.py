@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Generator, Iterable, Sequence
-from itertools import groupby
-from operator import itemgetter
 from typing import Any, Final, TypeAlias
 
 import aiosqlite
@@ -19,15 +17,13 @@ from gateway.model import EntryRecord, Grade, ListEntry
 from gateway.store.rows import ENTRY_COLUMNS, GRADE_COLUMNS, entry_from_row, grade_from_row, to_json
 from gateway.store.schema import LIVE_CONDITION
 
-#: ``(uscc, entry records, grade)``
-LiveRecords: TypeAlias = tuple[str, list[EntryRecord], Grade | None]
+#: A chunk of the live scan: entry records ordered by uscc, and ``(uscc, grade)`` pairs.
+LiveRows: TypeAlias = tuple[list[EntryRecord], list[tuple[str, Grade]]]
 _ORDINAL: Final = "CAST(julianday({}) - 1721424.5 AS INTEGER)"  # julianday → date ordinal
 _RECORD_COLUMNS: Final = (
     f"uscc, entry_id, list_type, status, {_ORDINAL.format('listed_on')}, "
     f"{_ORDINAL.format('expires_on')}, subject_name, authority, document_no"
 )
-_LISTED_ORDER: Final = itemgetter(4, 1)
-_USCC: Final = itemgetter(0)
 _LIVE_ENTRIES: Final = f"SELECT {ENTRY_COLUMNS} FROM entries WHERE {LIVE_CONDITION}"
 _ORDER: Final = "ORDER BY uscc, listed_on, entry_id"
 
@@ -49,16 +45,15 @@ def _group(
     return grouped
 
 
-def stream_records(
-    conn: sqlite3.Connection, chunk: int
-) -> Generator[list[LiveRecords], None, None]:
-    """Every live subject, by uscc, ``chunk`` at a time, each entry as an
-    :data:`EntryRecord` (raw values, dates as ordinals): what the packed snapshot keeps.
+def stream_rows(conn: sqlite3.Connection, chunk: int) -> Generator[LiveRows, None, None]:
+    """Every live entry as an :data:`EntryRecord` (raw values, dates as ordinals: what the
+    packed snapshot keeps), ordered by uscc, ``chunk`` rows at a time, each chunk with the
+    grades of the codes up to its last one (the last chunks bring the grades left).
 
-    One read transaction (the caller's ``conn``, opened for this): two ordered scans,
-    live entries and grades, merged by uscc. Streaming one scan reads ten million rows
-    in about 15 s on the development machine; reading them a page of subjects at a time
-    (a query per page to find its subjects, one for its entries) took 53 s.
+    One read transaction (the caller's ``conn``, opened for this) and two ordered scans;
+    grouping by subject is the consumer's (:meth:`gateway.compact.CompactBuilder.add_rows`),
+    in the loop that packs them: grouping here into a list per subject cost more than the
+    scan itself (ten million rows stream in about 15 s on the development machine).
     """
     conn.execute("BEGIN")
     try:
@@ -67,33 +62,21 @@ def stream_records(
         )
         grades = conn.execute(f"SELECT uscc, {GRADE_COLUMNS} FROM grades ORDER BY uscc")
         graded = next(grades, None)
-        out: list[LiveRecords] = []
-        for uscc, group in groupby(entries, _USCC):
-            while graded is not None and graded[0] < uscc:  # graded, nothing listed
-                out.append((graded[0], [], grade_from_row(graded[1:])))
+        while rows := entries.fetchmany(chunk):
+            last, mine = rows[-1][0], []
+            while graded is not None and graded[0] <= last:
+                mine.append((graded[0], grade_from_row(graded[1:])))
                 graded = next(grades, None)
-                if len(out) == chunk:
-                    yield out
-                    out = []
-            grade = None
-            if graded is not None and graded[0] == uscc:
-                grade = grade_from_row(graded[1:])
-                graded = next(grades, None)
-            mine: list[EntryRecord] = list(group)
-            if len(mine) > 1:
-                mine.sort(key=_LISTED_ORDER)  # by listed_on, then entry_id
-            out.append((uscc, mine, grade))
-            if len(out) == chunk:
-                yield out
-                out = []
+            yield rows, mine
+        rest: list[tuple[str, Grade]] = []
         while graded is not None:
-            out.append((graded[0], [], grade_from_row(graded[1:])))
+            rest.append((graded[0], grade_from_row(graded[1:])))
             graded = next(grades, None)
-            if len(out) == chunk:
-                yield out
-                out = []
-        if out:
-            yield out
+            if len(rest) == chunk:
+                yield [], rest
+                rest = []
+        if rest:
+            yield [], rest
     finally:
         conn.execute("COMMIT")
 

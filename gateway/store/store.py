@@ -39,7 +39,7 @@ from gateway.store.callers import KeyInForce, KeyLimits
 from gateway.store.checks import StoredCheck
 from gateway.store.entries import UpsertCounts, UpsertResult
 from gateway.store.grades import GradeResult
-from gateway.store.live import LiveRecords
+from gateway.store.live import LiveRows
 from gateway.store.reports import GroupBy
 
 T = TypeVar("T")
@@ -329,19 +329,20 @@ class Store:
 
     # --- for the snapshot and the feed ----------------------------------------------
 
-    async def live_records(self, chunk: int = 10_000) -> AsyncIterator[list[LiveRecords]]:
-        """Every live subject ``(uscc, entry records, grade)``, by uscc, ``chunk`` at a time,
-        each entry as a raw :data:`~gateway.model.EntryRecord` (what the packed snapshot
-        keeps), all from one read transaction on a connection of its own (in WAL mode it
-        holds back no writer; the next chunk is read in a thread while this one is used).
+    async def live_rows(self, chunk: int = 10_000) -> AsyncIterator[LiveRows]:
+        """Every live entry as a raw :data:`~gateway.model.EntryRecord` (what the packed
+        snapshot keeps), by uscc, ``chunk`` rows at a time, with the grades of the codes up
+        to each chunk's last (:func:`gateway.store.live.stream_rows`), all from one read
+        transaction on a connection of its own (in WAL mode it holds back no writer; the
+        next chunk is read in a thread while this one is used).
         To build a consistent snapshot, take :meth:`last_change_seq` *before* iterating,
         then apply :meth:`changes_since` that seq.
         """
         if chunk < 1:
             raise ValueError("chunk must be at least 1")
         conn = await asyncio.to_thread(self._scan_connection)
-        chunks = live.stream_records(conn, chunk)
-        reading: asyncio.Future[list[LiveRecords] | None] | None = None
+        chunks = live.stream_rows(conn, chunk)
+        reading: asyncio.Future[LiveRows | None] | None = None
         try:
             reading = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
             while (found := await reading) is not None:

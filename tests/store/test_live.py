@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.compact import CompactBuilder
 from gateway.model import EntryRecord, Grade, ListEntry
-from gateway.store import GradeResult, LiveRecords, Store
+from gateway.store import GradeResult, LiveRows, Store
 from tests.store.helpers import entry, query, run, uscc
 
 GOOD = Grade("good", "浙江省公共信用评价", date(2026, 10, 1))
@@ -40,7 +41,21 @@ async def seed(store: Store) -> dict[str, str]:
     return ids
 
 
-def shape(subjects: list[LiveRecords]) -> list[tuple[str, list[str], str | None]]:
+Subjects = list[tuple[str, list[EntryRecord], Grade | None]]
+
+
+def subjects_of(chunks: list[LiveRows]) -> Subjects:
+    """The chunks of the live scan as subjects, by code (the rows' order kept)."""
+    found: dict[str, tuple[list[EntryRecord], Grade | None]] = {}
+    for rows, grades in chunks:
+        for row in rows:
+            found.setdefault(row[0], ([], None))[0].append(row)
+        for code, grade in grades:
+            found[code] = (found.get(code, ([], None))[0], grade)
+    return [(code, *found[code]) for code in sorted(found)]
+
+
+def shape(subjects: Subjects) -> list[tuple[str, list[str], str | None]]:
     return [
         (u, [record[1] for record in records], grade.value if grade else None)
         for u, records, grade in subjects
@@ -62,22 +77,32 @@ def as_record(e: ListEntry) -> EntryRecord:
     )
 
 
-def test_live_records_hold_exactly_the_live_entries_and_grades(tmp_path: Path) -> None:
+def test_live_rows_hold_exactly_the_live_entries_and_grades(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with await Store.open(tmp_path / "gateway.db") as store:
             ids = await seed(store)
-            chunks = [chunk async for chunk in store.live_records()]
+            chunks = [chunk async for chunk in store.live_rows()]
             assert len(chunks) == 1
-            assert shape(chunks[0]) == [
+            subjects = subjects_of(chunks)
+            assert sorted(shape(subjects)[1][1]) == sorted([ids["2.objection"], ids["2.future"]])
+            # The packed snapshot orders a subject's entries by listed_on: the builder does.
+            built = CompactBuilder()
+            built.add_rows(*chunks[0])
+            built.close_rows()
+            packed = built.finish()
+            two = packed.get(uscc(2))
+            assert two is not None
+            assert [e.entry_id for e in two.entries] == [ids["2.objection"], ids["2.future"]]
+            assert shape(subjects) == [
                 (uscc(1), [ids["1.active"]], None),
-                # ordered by listed_on; the future-dated entry is live (the engine dates it)
-                (uscc(2), [ids["2.objection"], ids["2.future"]], None),
+                # the future-dated entry is live (the engine dates it)
+                (uscc(2), shape(subjects)[1][1], None),
                 (uscc(4), [], "good"),  # a grade alone makes a subject live
                 (uscc(5), [ids["5.active"]], "excellent"),
             ]
-            _, records, _ = chunks[0][1]
+            records = sorted(subjects[1][1], key=lambda r: r[4])
             assert [r[3] for r in records] == ["objection_pending", "active"]
-            assert chunks[0][2][2] == GOOD
+            assert subjects[2][2] == GOOD
             future = await store.get_entry(ids["2.future"])
             assert future is not None
             assert records[1] == as_record(future)
@@ -89,7 +114,8 @@ def test_subjects_returns_the_same_view_for_chosen_subjects(tmp_path: Path) -> N
     async def scenario() -> None:
         async with await Store.open(tmp_path / "gateway.db") as store:
             ids = await seed(store)
-            everything = {u: (r, g) async for chunk in store.live_records() for u, r, g in chunk}
+            chunks = [chunk async for chunk in store.live_rows()]
+            everything = {u: (r, g) for u, r, g in subjects_of(chunks)}
             wanted = [uscc(5), uscc(3), uscc(1), "UNKNOWN", uscc(4), uscc(1)]
             found = await store.subjects(wanted)
             assert list(found) == [uscc(5), uscc(3), uscc(1), "UNKNOWN", uscc(4)]
@@ -105,7 +131,7 @@ def test_subjects_returns_the_same_view_for_chosen_subjects(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("chunk", [1, 4, 5, 7, 30])
-def test_live_records_come_in_chunks_of_at_most_chunk(tmp_path: Path, chunk: int) -> None:
+def test_live_rows_come_in_chunks_of_at_most_chunk(tmp_path: Path, chunk: int) -> None:
     async def scenario() -> None:
         async with await Store.open(tmp_path / "gateway.db") as store:
             # 20 subjects: entries on 0-14 (two on the even ones), grades on 10-19.
@@ -114,25 +140,45 @@ def test_live_records_come_in_chunks_of_at_most_chunk(tmp_path: Path, chunk: int
             await store.upsert_entries(rows, "import")
             await store.put_grades([(uscc(n), GOOD) for n in range(10, 20)], "grades")
 
-            chunks = [c async for c in store.live_records(chunk=chunk)]
-            assert all(1 <= len(c) <= chunk for c in chunks)
-            assert [len(c) for c in chunks[:-1]] == [chunk] * (len(chunks) - 1)
-            flat = [s for c in chunks for s in c]
+            chunks = [c async for c in store.live_rows(chunk=chunk)]
+            assert all(len(rows) + len(grades) >= 1 for rows, grades in chunks)
+            assert all(len(rows) <= chunk and len(grades) <= chunk for rows, grades in chunks)
+            scanned = [row for r, _ in chunks for row in r]
+            assert len(scanned) == 23
+            assert [row[0] for row in scanned] == sorted(row[0] for row in scanned)
+            for entries, grades in chunks:  # a chunk's grades are of codes up to its last
+                if entries:
+                    assert all(code <= entries[-1][0] for code, _ in grades)
+            flat = subjects_of(chunks)
             assert [u for u, _, _ in flat] == [uscc(n) for n in range(20)]
             assert [len(e) for _, e, _ in flat] == [2 - n % 2 for n in range(15)] + [0] * 5
             assert [g is not None for _, _, g in flat] == [n >= 10 for n in range(20)]
-            whole = [c async for c in store.live_records(chunk=1000)]
-            assert whole == [flat]
+            whole = [c async for c in store.live_rows(chunk=1000)]
+            assert subjects_of(whole) == flat
+            # Packed chunk by chunk (a subject's rows split between chunks), the snapshot
+            # answers as one packed from the whole scan.
+            split, at_once = CompactBuilder(), CompactBuilder()
+            for entries, grades in chunks:
+                split.add_rows(entries, grades)
+            split.close_rows()
+            for entries, grades in whole:
+                at_once.add_rows(entries, grades)
+            at_once.close_rows()
+            assert split.entry_count == at_once.entry_count == 23
+            one, other = split.finish(), at_once.finish()
+            assert len(one) == len(other) == 20
+            for n in range(20):
+                assert one.get(uscc(n)) == other.get(uscc(n))
 
     run(scenario())
 
 
-def test_live_records_of_an_empty_store_and_bad_chunk(tmp_path: Path) -> None:
+def test_live_rows_of_an_empty_store_and_bad_chunk(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with await Store.open(tmp_path / "gateway.db") as store:
-            assert [c async for c in store.live_records()] == []
+            assert [c async for c in store.live_rows()] == []
             with pytest.raises(ValueError, match="chunk"):
-                [c async for c in store.live_records(chunk=0)]
+                [c async for c in store.live_rows(chunk=0)]
 
     run(scenario())
 
