@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the HTTP API (granian)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (default: GATEWAY_WORKERS, else 1)"
+    )
     serve.add_argument(
         "--access-log",
         action="store_true",
@@ -100,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return catalog_check(args.directory)
         settings = Settings.from_env()
         if args.command == "serve":
-            return serve(settings, args.host, args.port, args.workers, args.access_log)
+            workers = settings.workers if args.workers is None else args.workers
+            return serve(settings, args.host, args.port, workers, args.access_log)
         if args.command in ("keys", "audit"):
             return asyncio.run(cli_keys.run(settings, args))
         if args.command == "pull":

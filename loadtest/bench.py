@@ -289,7 +289,11 @@ def summarise(
     pairs = [p.split("/") for p in ("gateway/floor", "gateway/limit", "limit/floor")]
     ratios = {f"{a}/{b}": round(rps[a] / rps[b], 3) for a, b in pairs if {a, b} <= rps.keys()}
     settings = {k: v for k, v in vars(opts).items() if k != "out"} | {"wrk": "-t1 --latency"}
-    settings["gateway_env"] = {k: v for k, v in os.environ.items() if k.startswith("GATEWAY_")}
+    settings["gateway_env"] = {  # a Redis URL may carry a password
+        k: ("<set>" if k == "GATEWAY_REDIS_URL" else v)
+        for k, v in os.environ.items()
+        if k.startswith("GATEWAY_")
+    }
     result: dict[str, Any] = {"date": datetime.now().astimezone().isoformat(timespec="seconds")}
     result["machine"] = {"cpus": os.cpu_count(), "kernel": " ".join(os.uname()[2:])}
     result |= {"settings": settings, "apps": apps, "ratios": ratios}
