@@ -162,6 +162,16 @@ def every_worker(server: Server, workers: int, condition: Callable[[dict[str, An
     return False
 
 
+def degraded_workers(server: Server) -> int:
+    """Workers whose ``gateway_degraded`` gauge is 1 in the server's /metrics."""
+    text = httpx.get(f"{server.url}/metrics", timeout=2).text
+    return sum(
+        1
+        for line in text.splitlines()
+        if line.startswith("gateway_degraded{") and float(line.rsplit(" ", 1)[1]) == 1
+    )
+
+
 def store_head(seeded: Seeded) -> int:
     async def last(store: Any) -> int:
         return int(await store.last_change_seq())
@@ -198,6 +208,7 @@ def test_redis_killed_while_checks_run_then_back_nothing_failed_nothing_lost(
         assert body["status"] == "ready"
         assert body["changes_from"] == "store"
         assert "Redis unavailable" in body["degraded"][0]
+        until(lambda: degraded_workers(server) == 2, 3)  # the gauge, flushed every second
         # A change made while Redis is down reaches every worker through the store.
         upsert(server, seeded, [down], tag="while-down")
         took = until(lambda: all(check(server, seeded, down)["verdict"] == "restricted"
@@ -207,6 +218,7 @@ def test_redis_killed_while_checks_run_then_back_nothing_failed_nothing_lost(
         redis.start()  # the same port, its append-only file read back
         until(lambda: every_worker(server, 2, lambda b: b["changes_from"] == "redis"), 5)
         assert every_worker(server, 2, lambda b: not b["degraded"])
+        until(lambda: degraded_workers(server) == 0, 3)
         upsert(server, seeded, [back], tag="after")
         took = until(lambda: all(check(server, seeded, back)["verdict"] == "restricted"
                                  for _ in range(10)), 5)  # fmt: skip
