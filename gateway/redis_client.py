@@ -40,6 +40,8 @@ BLOCK_MS: Final = 1_000
 #: Seconds a chunk of the packed snapshot may take to travel.
 TRANSFER_TIMEOUT: Final = 10.0
 
+AsyncClient = redis.asyncio.Redis | redis.asyncio.RedisCluster
+SyncClient = redis.Redis | redis.RedisCluster
 #: What a failed Redis call raises: the connection's errors and the server's.
 REDIS_ERRORS: Final = (redis.RedisError, OSError)
 
@@ -55,22 +57,28 @@ def _options(settings: Settings, timeout: float, *, asyncio: bool = True) -> dic
     }
 
 
-def commands(settings: Settings) -> redis.asyncio.Redis:
-    """A client for short commands: each answers within the timeout or fails."""
-    return redis.asyncio.Redis.from_url(
-        settings.redis_url, **_options(settings, settings.redis_timeout_ms / 1000)
-    )
-
-
-def blocking(settings: Settings) -> redis.asyncio.Redis:
-    """A client for ``XREAD BLOCK`` (:data:`BLOCK_MS`): its replies may come that late.
-    Not retried: the follower falls back on the store at once and reads again later."""
-    timeout = (BLOCK_MS + settings.redis_timeout_ms) / 1000
-    options = {**_options(settings, timeout), "retry": AsyncRetry(NoBackoff(), 0)}
+def _async(settings: Settings, options: dict[str, Any]) -> AsyncClient:
+    if settings.redis_cluster:
+        return redis.asyncio.RedisCluster.from_url(settings.redis_url, **options)
     return redis.asyncio.Redis.from_url(settings.redis_url, **options)
 
 
-def transfer(settings: Settings) -> redis.Redis:
+def commands(settings: Settings) -> AsyncClient:
+    """A client for short commands: each answers within the timeout or fails."""
+    return _async(settings, _options(settings, settings.redis_timeout_ms / 1000))
+
+
+def blocking(settings: Settings) -> AsyncClient:
+    """A client for ``XREAD BLOCK`` (:data:`BLOCK_MS`): its replies may come that late.
+    Not retried: the follower falls back on the store at once and reads again later."""
+    timeout = (BLOCK_MS + settings.redis_timeout_ms) / 1000
+    return _async(settings, {**_options(settings, timeout), "retry": AsyncRetry(NoBackoff(), 0)})
+
+
+def transfer(settings: Settings) -> SyncClient:
     """A synchronous client for the snapshot's chunks, used from a thread."""
     timeout = max(settings.redis_timeout_ms / 1000, TRANSFER_TIMEOUT)
-    return redis.Redis.from_url(settings.redis_url, **_options(settings, timeout, asyncio=False))
+    options = _options(settings, timeout, asyncio=False)
+    if settings.redis_cluster:
+        return redis.RedisCluster.from_url(settings.redis_url, **options)
+    return redis.Redis.from_url(settings.redis_url, **options)

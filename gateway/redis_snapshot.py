@@ -29,10 +29,9 @@ import logging
 import uuid
 from typing import Final
 
-import redis
-
 from gateway import snapshot_file
 from gateway.compact import CompactSubjects
+from gateway.redis_client import SyncClient
 from gateway.snapshot_file import Saved
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ def chunk_key(prefix: str, version: int, index: int) -> str:
 class _ChunkWriter(io.RawIOBase):
     """Collects what is written into chunks and stores each one as it fills."""
 
-    def __init__(self, client: redis.Redis, prefix: str, version: int) -> None:
+    def __init__(self, client: SyncClient, prefix: str, version: int) -> None:
         self.client, self.prefix, self.version = client, prefix, version
         self.buffer = bytearray()
         self.chunks = 0
@@ -85,7 +84,7 @@ class _ChunkWriter(io.RawIOBase):
 class _ChunkReader(io.RawIOBase):
     """Reads a snapshot's chunks one after the other, fetching each when it is reached."""
 
-    def __init__(self, client: redis.Redis, prefix: str, version: int, chunks: int) -> None:
+    def __init__(self, client: SyncClient, prefix: str, version: int, chunks: int) -> None:
         self.client, self.prefix, self.version, self.chunks = client, prefix, version, chunks
         self.index = 0
         self.current = memoryview(b"")
@@ -109,13 +108,13 @@ class _ChunkReader(io.RawIOBase):
         return length
 
 
-def version_in_force(client: redis.Redis, prefix: str) -> int | None:
+def version_in_force(client: SyncClient, prefix: str) -> int | None:
     value = client.hget(meta_key(prefix), "version")
     return None if value is None else int(value)
 
 
 def upload(
-    client: redis.Redis,
+    client: SyncClient,
     prefix: str,
     subjects: CompactSubjects,
     version: int,
@@ -157,7 +156,7 @@ def upload(
             client.delete(lock)
 
 
-def download(client: redis.Redis, prefix: str) -> Saved | None:
+def download(client: SyncClient, prefix: str) -> Saved | None:
     """The snapshot in force, read into this process; None if Redis holds none (or it
     went while being read)."""
     meta = client.hgetall(meta_key(prefix))

@@ -31,6 +31,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: and the packed snapshot is kept there for fast starts. Empty: embedded (every worker
     #: follows the store's change log).
     redis_url: str = ""
+    #: The URL names a node of a Redis Cluster (the client then follows its slots; the
+    #: keys' hash tags keep what one script touches in one slot).
+    redis_cluster: bool = False
     #: Prefix of every Redis key; the stream and the snapshot's index share the hash tag
     #: ``{prefix}``, so they live in one slot of a Redis Cluster.
     redis_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "gateway"

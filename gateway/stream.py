@@ -37,10 +37,10 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import msgspec
-import redis.asyncio
 
 from gateway.compact import Subject, as_checked
 from gateway.model import Grade, ListEntry
+from gateway.redis_client import AsyncClient
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def decode_delta(data: bytes) -> Delta:
 class ChangeStream:
     """The stream's keys and the operations on them, through one client."""
 
-    def __init__(self, client: redis.asyncio.Redis, prefix: str, max_length: int) -> None:
+    def __init__(self, client: AsyncClient, prefix: str, max_length: int) -> None:
         self.client = client
         self.key = f"{{{prefix}}}:changes"
         self.head_key = f"{{{prefix}}}:head"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import measures_catalog
-from loadtest.redis_server import RedisServer
+from loadtest.redis_server import RedisCluster, RedisServer
 from measures_catalog import Catalog
 from tests.fixtures import Seeded, seed_database
 
@@ -38,3 +38,11 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
+    """A real Redis Cluster of three masters on free ports, stopped after the test."""
+    cluster = RedisCluster(tmp_path).start()
+    yield cluster
+    cluster.stop()

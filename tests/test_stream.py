@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import redis.exceptions
 
 from gateway import feed, redis_client, redis_snapshot
@@ -19,7 +20,7 @@ from gateway.snapshot import Snapshot
 from gateway.store import Store
 from gateway.stream import ChangeStream
 from loadtest.datagen import make_uscc
-from loadtest.redis_server import RedisServer
+from loadtest.redis_server import RedisCluster, RedisServer
 from tests.fixtures import entry
 
 _RANDOM = random.Random(5)
@@ -189,3 +190,45 @@ def test_a_hung_redis_fails_a_command_within_its_timeouts(redis_server: RedisSer
 
     took = asyncio.run(scenario())
     assert 0.15 < took < 1.0, took
+
+
+def test_on_a_redis_cluster_the_stream_works_and_the_chunks_spread_over_its_masters(
+    tmp_path: Path, redis_cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_snapshot, "CHUNK_BYTES", 256)
+    cluster = Settings(redis_url=redis_cluster.url, redis_cluster=True)
+
+    async def scenario() -> None:
+        client = redis_client.commands(cluster)
+        async with await Store.open(tmp_path / "g.db") as store:
+            stream = ChangeStream(client, "c", 1_000)
+            await stream.seed(0)
+            last = await list_codes(store, CODES, "all")
+            assert await stream.publish_pending(store) == last
+            assert await stream.append(0, last + 1, b"\x90") == last  # compare-and-append
+            followed = Snapshot()
+            for message in await stream.read(0, None):
+                await followed.apply(dict(message.delta), message.seq)
+            built = Snapshot()
+            await feed.build(store, built)
+            assert answers(followed) == answers(built)
+            fingerprint = await store.change_at(last)
+        await client.aclose()
+        transfer = redis_client.transfer(cluster)
+        assert isinstance(transfer, redis.RedisCluster)
+        base, version, entries = built.packed or (None, 0, 0)
+        assert base is not None
+        assert redis_snapshot.upload(transfer, "c", base, version, fingerprint, entries)
+        chunks = int(transfer.hget(redis_snapshot.meta_key("c"), "chunks") or 0)
+        keys = [redis_snapshot.chunk_key("c", version, i) for i in range(chunks)]
+        slots = {transfer.keyslot(key) for key in keys}  # type: ignore[no-untyped-call]
+        masters = {transfer.nodes_manager.get_node_from_slot(slot).name for slot in slots}
+        assert len(masters) == 3, "chunks spread over every master"
+        saved = redis_snapshot.download(transfer, "c")
+        assert saved is not None
+        loaded = Snapshot()
+        loaded.use(saved.subjects, saved.version, saved.entry_count)
+        assert answers(loaded) == answers(built)
+        transfer.close()
+
+    asyncio.run(scenario())

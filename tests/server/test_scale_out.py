@@ -15,14 +15,15 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import msgspec
 import pytest
+import redis
 
 from loadtest.datagen import make_uscc
-from loadtest.redis_server import RedisServer
+from loadtest.redis_server import RedisCluster, RedisServer
 from tests.fixtures import CLEAR, RESTRICTED, TODAY, Seeded, entry, run_gateway
 from tests.server.conftest import Server
 
@@ -75,9 +76,8 @@ def until(condition: Callable[[], bool], seconds: float) -> float:
 
 
 def gateway(server_factory: type[Server], seeded: Seeded, redis: RedisServer, **env: str) -> Server:
-    return server_factory(
-        seeded.path, workers=1, GATEWAY_REDIS_URL=redis.url, GATEWAY_SNAPSHOT_FILE="off", **env
-    ).start()
+    env = {"GATEWAY_REDIS_URL": redis.url, "GATEWAY_SNAPSHOT_FILE": "off", **env}
+    return server_factory(seeded.path, **cast(dict[str, Any], env)).start()
 
 
 def test_two_gateways_converge_within_a_second_of_an_import_through_either(
@@ -291,3 +291,32 @@ def test_a_hung_redis_delays_no_check_and_marks_answers_degraded(
     # Checks never wait on Redis: none took anywhere near Redis's timeouts.
     assert checker.slowest < 0.5, f"slowest check {checker.slowest:.3f} s"
     until(lambda: stream_head(redis_server) == store_head(seeded), 5)
+
+
+def test_on_a_redis_cluster_gateways_converge_and_start_from_its_snapshot(
+    seeded: Seeded, server_factory: type[Server], redis_cluster: RedisCluster
+) -> None:
+    """Keys designed for Redis Cluster, shown on one: the stream and its head share a
+    slot (the compare-and-append script needs both), the snapshot's chunks spread."""
+    env: dict[str, Any] = {
+        "GATEWAY_REDIS_URL": redis_cluster.url,
+        "GATEWAY_REDIS_CLUSTER": "true",
+        "GATEWAY_SNAPSHOT_FILE": "off",
+        "GATEWAY_POLL_INTERVAL": "10",
+    }
+    a = server_factory(seeded.path, **env).start()
+    b = server_factory(seeded.path, **env).start()
+    assert ready(a)["changes_from"] == ready(b)["changes_from"] == "redis"
+    code = new_codes(1, seed=85)[0]
+    upsert(a, seeded, [code], tag="cluster")
+    assert until(lambda: check(b, seeded, code)["verdict"] == "restricted", 5) < 1.0
+    client = redis.RedisCluster.from_url(redis_cluster.url)
+    try:
+        until(lambda: client.exists("{gateway}:snapshot") == 1, 5)
+        assert int(client.get("{gateway}:head") or 0) == store_head(seeded)
+    finally:
+        client.close()
+    fresh = server_factory(seeded.path, **env).start()
+    body = ready(fresh)
+    assert body["snapshot_from"] == "redis"
+    assert check(fresh, seeded, code)["verdict"] == "restricted"
