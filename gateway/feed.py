@@ -10,7 +10,6 @@ retries with back-off; ``healthy`` and ``last_error`` say so to ``/readyz``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from gateway import snapshot_file
+from gateway.background import BackgroundTask
 from gateway.compact import CompactSubjects
 from gateway.snapshot import Snapshot, Subject
 from gateway.snapshot_file import Saved
@@ -159,8 +159,10 @@ async def catch_up(store: Store, snapshot: Snapshot) -> int:
             return applied
 
 
-class ChangeFollower:
+class ChangeFollower(BackgroundTask):
     """A background task keeping one snapshot current."""
+
+    task_name = "change-follower"
 
     def __init__(self, store: Store, snapshot: Snapshot, interval: float = 0.1) -> None:
         self.store = store
@@ -169,17 +171,6 @@ class ChangeFollower:
         self.healthy = True
         self.last_error = ""
         self.last_ok = time.monotonic()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="change-follower")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         delay = self.interval

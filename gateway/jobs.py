@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from gateway.background import BackgroundTask
 from gateway.clock import CST
 from measures_catalog import Catalog, CatalogError, load
 
@@ -29,24 +29,13 @@ log = logging.getLogger("gateway.jobs")
 CATALOG_KEY = "catalog"
 
 
-class Periodic:
+class Periodic(BackgroundTask):
     """Run ``step`` every ``interval`` seconds in a task; a failing step is logged, not fatal."""
 
     def __init__(self, name: str, interval: float, step: Callable[[], Awaitable[object]]) -> None:
-        self.name = name
+        self.name = self.task_name = name
         self.interval = interval
         self.step = step
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:

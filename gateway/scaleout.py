@@ -32,6 +32,7 @@ from functools import partial
 from typing import Final
 
 from gateway import feed, redis_client, redis_snapshot
+from gateway.background import BackgroundTask
 from gateway.redis_client import BLOCK_MS, REDIS_ERRORS
 from gateway.settings import Settings
 from gateway.snapshot import Snapshot
@@ -52,8 +53,10 @@ return 0
 """
 
 
-class StreamFollower:
+class StreamFollower(BackgroundTask):
     """Keeps one snapshot current from the change stream, or from the store without it."""
+
+    task_name = "stream-follower"
 
     def __init__(
         self,
@@ -80,17 +83,6 @@ class StreamFollower:
         self.last_error = ""
         self.last_ok = time.monotonic()
         self.from_stream = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="stream-follower")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def catch_up(self) -> None:
         """Apply what the stream holds past the snapshot (at start, before serving);
@@ -162,8 +154,10 @@ class StreamFollower:
         log.warning("change log unreadable, serving snapshot %d: %s", self.snapshot.version, exc)
 
 
-class Relay:
+class Relay(BackgroundTask):
     """Publishes the store's change log to the stream (see the module's description)."""
+
+    task_name = "stream-relay"
 
     def __init__(
         self,
@@ -185,21 +179,10 @@ class Relay:
         self._lease_key = stream.key.replace(":changes", ":relay")
         self._renew = stream.client.register_script(_RENEW)
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def nudge(self) -> None:
         """Lists were just changed here: publish now rather than at the next poll."""
         self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="stream-relay")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:
