@@ -38,7 +38,7 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
 
 .PHONY: tools
-tools: ## Install what the tests run beside Python where missing (promtool, redis-server, chromium, chromedriver)
+tools: ## Install what the tests run beside Python where missing (promtool, redis-server, PostgreSQL, chromium, chromedriver)
 	@command -v promtool >/dev/null || { \
 		echo "promtool is missing: installing Debian's package prometheus (apt-get)"; \
 		apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || \
@@ -54,6 +54,11 @@ tools: ## Install what the tests run beside Python where missing (promtool, redi
 		apt-get install -y --no-install-recommends redis-server >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends redis-server; }; \
 		service redis-server stop >/dev/null 2>&1 || true; }
+	@{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
+		echo "PostgreSQL's server binaries are missing: installing Debian's postgresql (apt-get)"; \
+		apt-get install -y --no-install-recommends postgresql >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends postgresql; }; \
+		service postgresql stop >/dev/null 2>&1 || true; }
 	@fc-list :lang=zh 2>/dev/null | grep -q . || { \
 		echo "no Chinese font for the console's screenshot: installing fonts-noto-cjk (apt-get)"; \
 		apt-get install -y --no-install-recommends fonts-noto-cjk >/dev/null 2>&1 || true; }

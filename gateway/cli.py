@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway import cli_keys
 from gateway.privacy import RedactingFilter
-from gateway.settings import Settings, SettingsError
+from gateway.settings import Settings, SettingsError, is_postgres_url
 from measures_catalog import Catalog, CatalogError, load
 
 
@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     cli_keys.add_commands(commands)
+    commands.add_parser(
+        "migrate", help="apply the store's pending schema migrations (GATEWAY_DB: file or URL)"
+    )
 
     imp = commands.add_parser(
         "import", help="import list entries or grades from a file (CSV, JSONL, XLSX)"
@@ -101,6 +104,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "catalog":
             return catalog_check(args.directory)
         settings = Settings.from_env()
+        if args.command == "migrate":
+            from gateway.cli_migrate import migrate_command
+
+            return migrate_command(settings.db)
+        if is_postgres_url(settings.db):
+            print(
+                "error: GATEWAY_DB names a PostgreSQL database: only `migrate` supports one "
+                "yet (the PostgreSQL store is being built: docs/postgresql.md)",
+                file=sys.stderr,
+            )
+            return 2
         if args.command == "serve":
             workers = settings.workers if args.workers is None else args.workers
             return serve(settings, args.host, args.port, workers, args.access_log)

@@ -22,6 +22,19 @@ class SettingsError(ValueError):
     pass
 
 
+#: What ``GATEWAY_DB`` starts with when it names a PostgreSQL database.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(db: str) -> bool:
+    """Whether ``db`` (``GATEWAY_DB``) names a PostgreSQL database rather than a SQLite file.
+
+    >>> is_postgres_url("postgresql://gateway@db:5432/gateway"), is_postgres_url("var/g.db")
+    (True, False)
+    """
+    return db.startswith(POSTGRES_SCHEMES)
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: SQLite file of the embedded store.
     db: str = "./var/gateway.db"

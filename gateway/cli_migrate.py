@@ -1,0 +1,66 @@
+"""``python -m gateway migrate``: bring the store's schema to this code's version, for a
+SQLite file or a PostgreSQL database (``GATEWAY_DB=postgresql://...``), and say so.
+
+Nodes also migrate when they start (safe when several start at once); this lets a
+deployment migrate first, on its own, and see what was done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+from pathlib import Path
+
+import asyncpg
+
+from gateway.store import SchemaError, Store, schema
+from gateway.store.pg import is_postgres_url, upgrade
+
+
+async def run_migrate(db: str) -> str:
+    """Apply the missing migrations to ``db`` (a ``postgresql://`` or ``postgres://`` URL,
+    else a SQLite file, created if missing); one line: the version and what this call
+    applied. Raises :class:`~gateway.store.SchemaError` for a database newer than the code.
+    """
+    if is_postgres_url(db):
+        conn = await asyncpg.connect(db)
+        try:
+            version, applied = await upgrade(conn)
+        finally:
+            await conn.close()
+    else:
+        before = _sqlite_version(db)
+        async with await Store.open(db) as store:  # migrates
+            version = store.schema_version
+        applied = tuple(v for v, _ in schema.MIGRATIONS if before < v <= version)
+    done = ", ".join(map(str, applied)) or "none"
+    return f"schema at version {version} (applied: {done})"
+
+
+def _sqlite_version(path: str) -> int:
+    """The file's schema version before migrating (0 if there is no file yet)."""
+    if not Path(path).exists():
+        return 0
+    conn = sqlite3.connect(path)
+    try:
+        return schema.current_version(conn)
+    finally:
+        conn.close()
+
+
+def migrate_command(db: str) -> int:
+    """The command: print :func:`run_migrate`'s line and return 0, or the error and 1 (the
+    database's URL, which may hold a password, is not part of the line)."""
+    try:
+        print(asyncio.run(run_migrate(db)))
+    except (
+        SchemaError,
+        OSError,
+        sqlite3.Error,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
