@@ -95,6 +95,10 @@ bench-reports: venv ## Loop report over 10,000,000 generated checks: roll-up rat
 bench-redis: venv ## Cold start of a worker from Redis vs from the store, 1,000,000 entries (~3 min)
 	$(PY) -m loadtest.bench_redis_start --entries $${ENTRIES:-1000000} --rounds 3
 
+.PHONY: bench-checkpoint
+bench-checkpoint: venv ## A log fsync's latency during SQLite's checkpoint vs the paced one (~1 min)
+	$(PY) -m loadtest.bench_checkpoint --mib 256 --rounds 2
+
 .PHONY: loadtest
 loadtest: venv ## Locust: approval, procurement and ops callers against a fresh gateway (headless, ~40 s)
 	$(PY) -m loadtest.run_locust $(LOADTEST_ARGS)

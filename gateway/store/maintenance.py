@@ -10,8 +10,9 @@ indexing only when no check was recorded for a moment (or the backlog grows):
   migration 2);
 * :meth:`Maintenance.roll_up_loop` adds checks and feedback recorded since their
   watermarks to the daily counts the loop reports read (``gateway.store.reports``);
-* :meth:`Maintenance.checkpoint` runs a passive WAL checkpoint (the writer's
-  automatic checkpoint is off so that no group commit pays for one).
+* :meth:`Maintenance.checkpoint` runs a passive WAL checkpoint whose write-back
+  is paced so that it does not stall the log's fsyncs (``gateway.store.checkpoint``;
+  the writer's automatic checkpoint is off so that no group commit pays for one).
 
 Several workers may run it at once: each step is one ``BEGIN IMMEDIATE``
 transaction that reads the watermark it moves, so no row is indexed twice.
@@ -24,6 +25,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from gateway.store import checkpoint as wal_checkpoint
 from gateway.store import reports, schema
 
 
@@ -32,6 +34,8 @@ class Maintenance:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
+        self._pin: sqlite3.Connection | None = None
+        self._copier: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -85,9 +89,13 @@ class Maintenance:
         return done
 
     def checkpoint(self) -> tuple[int, int]:
-        """A passive WAL checkpoint: (frames in the WAL, frames copied to the database)."""
-        row = self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return int(row[1]), int(row[2])
+        """A passive WAL checkpoint, written back in paced steps: (frames in the WAL, frames
+        copied to the database)."""
+        if self._pin is None or self._copier is None:
+            self._pin = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._pin.execute("PRAGMA query_only = ON")
+            self._copier = wal_checkpoint.connect(self.path)
+        return wal_checkpoint.checkpoint(self.path, self._pin, self._copier)
 
     def pending(self) -> int:
         """Checks (or feedback) recorded but not yet indexed by subject or rolled up."""
@@ -150,6 +158,7 @@ class Maintenance:
             return 0
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for conn in (self._conn, self._pin, self._copier):
+            if conn is not None:
+                conn.close()
+        self._conn = self._pin = self._copier = None

@@ -1,0 +1,96 @@
+"""The paced checkpoint (gateway/store/checkpoint.py): everything copied, the log never
+restarted while the copy may not be on disk yet, and the write-back paced only when it
+writes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway.store import CheckWriter, Maintenance
+from gateway.store import checkpoint as wal_checkpoint
+from tests.store.helpers import check
+from tests.store.test_checks import make_caller
+
+pytestmark = pytest.mark.skipif(not wal_checkpoint.paced(), reason="sync_file_range: Linux")
+
+
+def restarts(db: Path) -> int:
+    """The log's checkpoint sequence number (its header's bytes 12-15): SQLite adds one
+    each time it restarts the log, writing over it from the start."""
+    return int.from_bytes(Path(f"{db}-wal").read_bytes()[12:16], "big")
+
+
+def test_a_paced_checkpoint_copies_every_frame_and_the_rows_read_back(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    caller = make_caller(db)
+    with CheckWriter(db) as writer:
+        writer.write([check(n, caller.caller_id) for n in range(1, 300)])
+        maintenance = Maintenance(db)
+        frames, copied = maintenance.checkpoint()
+        assert frames > 0
+        assert copied == frames
+        maintenance.close()
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM checks").fetchone() == (299,)
+    finally:
+        conn.close()
+
+
+def test_while_pinned_the_log_is_appended_to_not_restarted(tmp_path: Path) -> None:
+    """What the checkpoint relies on: a read transaction begun while the log holds frames
+    not yet copied keeps the next commit, after the copy, from writing over the log's first
+    frames (which may be all that holds a page whose copy has not reached the disk yet);
+    without it the log restarts. A read transaction begun when everything is copied reads
+    the database file alone: it does not block the restart, it blocks the copy."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db)
+    with CheckWriter(db) as writer:
+        writer.write([check(n, caller.caller_id) for n in range(1, 200)])
+        copier = wal_checkpoint.connect(db)
+        pin = sqlite3.connect(db, isolation_level=None)
+        before = restarts(db)
+
+        pin.execute("BEGIN")
+        pin.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        frames, copied = copier.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1:]
+        assert copied == frames > 0
+        writer.write([check(200, caller.caller_id)])
+        assert restarts(db) == before, "pinned: the commit went after the copied frames"
+        pin.execute("COMMIT")
+
+        copier.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        writer.write([check(201, caller.caller_id)])
+        assert restarts(db) == before + 1, "unpinned: the next commit restarted the log"
+
+        # Everything copied, then pinned: the pin reads the file alone and blocks the copy.
+        copier.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        pin.execute("BEGIN")
+        pin.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        writer.write([check(n, caller.caller_id) for n in range(202, 260)])
+        frames, copied = copier.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1:]
+        assert frames > 0
+        assert copied == 0
+        pin.execute("COMMIT")
+        copier.close()
+        pin.close()
+
+
+def test_the_write_back_pauses_only_after_steps_that_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(wal_checkpoint.time, "sleep", pauses.append)
+    path = tmp_path / "file"
+    with path.open("wb") as out:
+        out.write(os.urandom(8 * 1024 * 1024))  # dirty, in the page cache
+    wal_checkpoint.write_back(path, step=1024 * 1024)
+    assert pauses, "dirty steps were written and paced"
+    assert all(0 < pause <= wal_checkpoint.MAX_PAUSE for pause in pauses)
+    pauses.clear()
+    wal_checkpoint.write_back(path, step=1024 * 1024)  # clean now: nothing to pace
+    assert pauses == []
