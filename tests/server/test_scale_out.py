@@ -320,3 +320,28 @@ def test_on_a_redis_cluster_gateways_converge_and_start_from_its_snapshot(
     body = ready(fresh)
     assert body["snapshot_from"] == "redis"
     assert check(fresh, seeded, code)["verdict"] == "restricted"
+
+
+def test_a_gateway_starts_and_answers_while_redis_is_down_then_joins_it(
+    seeded: Seeded, server_factory: type[Server], tmp_path: Path
+) -> None:
+    """Redis not there at start: the worker starts (its snapshot from the store), is ready,
+    answers degraded and follows the store; when Redis comes, it seeds it and follows it."""
+    redis = RedisServer(tmp_path)  # its port chosen, not started
+    try:
+        server = gateway(server_factory, seeded, redis, GATEWAY_POLL_INTERVAL="0.1")
+        body = ready(server)
+        assert body["status"] == "ready"
+        assert body["changes_from"] == "store"
+        assert body["snapshot_from"] == "store"
+        assert check(server, seeded, RESTRICTED)["degraded"] is True
+        code = new_codes(1, seed=86)[0]
+        upsert(server, seeded, [code], tag="before-redis")
+        until(lambda: check(server, seeded, code)["verdict"] == "restricted", 2)
+
+        redis.start()
+        until(lambda: ready(server)["changes_from"] == "redis", 5)
+        assert check(server, seeded, CLEAR)["degraded"] is False
+        until(lambda: stream_head(redis) == store_head(seeded), 5)
+    finally:
+        redis.stop()
