@@ -258,6 +258,7 @@ def test_redis_restarted_empty_is_reseeded_and_a_new_gateway_starts_from_it(
     client = redis_server.client()
     until(lambda: client.exists("{gateway}:snapshot") == 1, 5)
     client.close()
+    until(lambda: stream_head(redis_server) == store_head(seeded), 5)  # "back" published
     fresh = gateway(server_factory, seeded, redis_server)
     body = ready(fresh)
     assert body["snapshot_from"] == "redis"
