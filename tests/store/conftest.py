@@ -1,5 +1,6 @@
 """Fixtures of the store tests: a real PostgreSQL server, started once per session (only if
-a test asks for it), and a fresh database of its own for each test that asks for one."""
+a test asks for it), and a fresh database of its own for each test that asks for one; and
+``backend``/``open_store``, which run a test on both stores, SQLite's and PostgreSQL's."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store import Store
+from gateway.store.pg import PgStore
 from loadtest.pg_server import PostgresServer
+from tests.store.helpers import OpenStore
 
 _databases = itertools.count(1)
 
@@ -44,3 +48,29 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     url = postgres_server.create_database(name)
     yield url
     postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which store the test runs on (each test that asks for it runs on both)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def open_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> OpenStore:
+    """Opens the test's store on ``backend``: SQLite's ``tmp_path / "gateway.db"`` or a fresh
+    PostgreSQL database (``postgres_url``, asked for only then, so that a run of the SQLite
+    tests alone starts no server). Every call opens the same store again."""
+    if backend == "sqlite":
+        path = tmp_path / "gateway.db"
+
+        async def open_sqlite() -> Store | PgStore:
+            return await Store.open(path)
+
+        return open_sqlite
+    url: str = request.getfixturevalue("postgres_url")
+
+    async def open_postgres() -> Store | PgStore:
+        return await PgStore.open(url)
+
+    return open_postgres

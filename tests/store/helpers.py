@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
+
 from gateway.model import CheckRecord, EntryInput, FeedbackRecord, MeasureFeedback
+from gateway.store import Store
+from gateway.store.pg import PgStore
 
 T = TypeVar("T")
 
@@ -99,3 +104,58 @@ def execute(path: Path, sql: str, params: tuple[Any, ...] = ()) -> None:
         conn.execute(sql, params)
     finally:
         conn.close()
+
+
+# --- either backend ---------------------------------------------------------------------
+
+#: A store of either backend (the ``open_store`` fixture's).
+AnyStore = Store | PgStore
+#: What the ``open_store`` fixture returns: ``async with await open_store() as store: ...``.
+OpenStore = Callable[[], Awaitable[AnyStore]]
+
+
+def _postgres_sql(sql: str) -> str:
+    """SQLite's ``?`` parameters as PostgreSQL's ``$1``, ``$2``, ... (test SQL only: a ``?``
+    inside a literal would be replaced too)."""
+    numbers = iter(range(1, sql.count("?") + 1))
+    return re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+
+
+def _sqlite_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Dates as ISO text, as the SQLite store keeps them (sqlite3's own adapter is deprecated)."""
+    return tuple(a.isoformat() if isinstance(a, date) else a for a in args)
+
+
+async def fetch(store: AnyStore, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (``?`` parameters) read from the store's database directly, on a
+    connection of its own: sqlite3 on the file, asyncpg on the URL. Rows are tuples; dates
+    are what each gives (text on SQLite, ``date`` on PostgreSQL)."""
+    if isinstance(store, Store):
+        return query(store.path, sql, _sqlite_args(args))
+    conn = await asyncpg.connect(store.dsn)
+    try:
+        return [tuple(r) for r in await conn.fetch(_postgres_sql(sql), *args)]
+    finally:
+        await conn.close()
+
+
+async def execute_sql(store: AnyStore, sql: str, *args: Any) -> None:
+    """Run ``sql`` (``?`` parameters; without any, PostgreSQL takes several statements) on a
+    connection of its own to the store's database (test set-up, or a write expected to fail)."""
+    if isinstance(store, Store):
+        execute(store.path, sql, _sqlite_args(args))
+        return
+    conn = await asyncpg.connect(store.dsn)
+    try:
+        await conn.execute(_postgres_sql(sql), *args)
+    finally:
+        await conn.close()
+
+
+def integrity_error(store: AnyStore) -> type[Exception]:
+    """What the backend's driver raises when a constraint or an append-only trigger refuses
+    a statement: sqlite3's ``IntegrityError`` (``RAISE(ABORT, ...)``, CHECK), asyncpg's
+    ``IntegrityConstraintViolationError`` (SQLSTATE class 23)."""
+    if isinstance(store, Store):
+        return sqlite3.IntegrityError
+    return asyncpg.IntegrityConstraintViolationError

@@ -1,16 +1,24 @@
-"""List entries: idempotent upsert, all or nothing, history and change log."""
+"""List entries: idempotent upsert, all or nothing, history and change log. On both
+backends (``open_store``)."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import pytest
 
-from gateway.store import Store, schema
-from tests.store.helpers import entry, execute, query, run, uscc
+from gateway.store import Store
+from tests.store.helpers import (
+    AnyStore,
+    OpenStore,
+    entry,
+    execute_sql,
+    fetch,
+    integrity_error,
+    run,
+    uscc,
+)
 
 
 @dataclass
@@ -20,20 +28,19 @@ class Counts:
     changes: int
 
 
-def counts(path: Path) -> Counts:
+async def counts(store: AnyStore) -> Counts:
     return Counts(
-        query(path, "SELECT count(*) FROM entries")[0][0],
-        query(path, "SELECT count(*) FROM entry_history")[0][0],
-        query(path, "SELECT count(*) FROM changes")[0][0],
+        (await fetch(store, "SELECT count(*) FROM entries"))[0][0],
+        (await fetch(store, "SELECT count(*) FROM entry_history"))[0][0],
+        (await fetch(store, "SELECT count(*) FROM changes"))[0][0],
     )
 
 
-def test_insert_then_reimport_is_all_unchanged_with_no_writes(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.db"
+def test_insert_then_reimport_is_all_unchanged_with_no_writes(open_store: OpenStore) -> None:
     rows = [entry(n) for n in range(50)]
 
     async def scenario() -> None:
-        async with await Store.open(path) as store:
+        async with await open_store() as store:
             first = await store.upsert_entries(rows, "import:court.csv")
             assert (first.inserted, first.updated, first.unchanged) == (50, 0, 0)
             assert len(set(first.entry_ids)) == 50
@@ -51,14 +58,14 @@ def test_insert_then_reimport_is_all_unchanged_with_no_writes(tmp_path: Path) ->
             assert stored.listed_on == date(2026, 3, 1)
             assert stored.expires_on == date(2028, 3, 1)
             assert (stored.source, stored.source_id, stored.status) == ("court", "C7", "active")
+            assert await counts(store) == Counts(50, 50, 50)
 
     run(scenario())
-    assert counts(path) == Counts(50, 50, 50)
 
 
-def test_a_changed_row_is_updated_in_place_keeping_its_status(tmp_path: Path) -> None:
+def test_a_changed_row_is_updated_in_place_keeping_its_status(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             (entry_id,) = (await store.upsert_entries([entry(1)], "import")).entry_ids
             await store.open_objection(entry_id, date(2026, 11, 1), "异议", "clerk")
             seq = await store.last_change_seq()
@@ -91,9 +98,9 @@ def test_a_changed_row_is_updated_in_place_keeping_its_status(tmp_path: Path) ->
     run(scenario())
 
 
-def test_moving_an_entry_to_another_subject_logs_a_change_for_both(tmp_path: Path) -> None:
+def test_moving_an_entry_to_another_subject_logs_a_change_for_both(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             await store.upsert_entries([entry(1)], "import")
             seq = await store.last_change_seq()
             await store.upsert_entries([entry(1, uscc=uscc(9))], "import")
@@ -103,9 +110,9 @@ def test_moving_an_entry_to_another_subject_logs_a_change_for_both(tmp_path: Pat
     run(scenario())
 
 
-def test_rows_without_source_id_are_always_inserted(tmp_path: Path) -> None:
+def test_rows_without_source_id_are_always_inserted(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             row = entry(1, source="manual", source_id="")
             first = await store.upsert_entries([row, row], "clerk")
             second = await store.upsert_entries([row], "clerk")
@@ -116,11 +123,10 @@ def test_rows_without_source_id_are_always_inserted(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_a_repeated_key_within_one_call_updates_what_it_inserted(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.db"
+def test_a_repeated_key_within_one_call_updates_what_it_inserted(open_store: OpenStore) -> None:
 
     async def scenario() -> None:
-        async with await Store.open(path) as store:
+        async with await open_store() as store:
             rows = [entry(1), entry(1), entry(1, reason="更正")]
             result = await store.upsert_entries(rows, "import")
             assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
@@ -130,14 +136,14 @@ def test_a_repeated_key_within_one_call_updates_what_it_inserted(tmp_path: Path)
             stored = await store.get_entry(result.entry_ids[0])
             assert stored is not None
             assert stored.reason == "更正"
+            assert await counts(store) == Counts(1, 2, 2)
 
     run(scenario())
-    assert counts(path) == Counts(1, 2, 2)
 
 
-def test_same_source_id_in_two_sources_are_two_entries(tmp_path: Path) -> None:
+def test_same_source_id_in_two_sources_are_two_entries(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             result = await store.upsert_entries(
                 [entry(1, source="court"), entry(1, source="tax")], "import"
             )
@@ -146,11 +152,10 @@ def test_same_source_id_in_two_sources_are_two_entries(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_an_invalid_row_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.db"
+def test_an_invalid_row_is_refused_before_anything_is_written(open_store: OpenStore) -> None:
 
     async def scenario() -> None:
-        async with await Store.open(path) as store:
+        async with await open_store() as store:
             await store.upsert_entries([entry(1)], "import")
             bad = [
                 entry(1, reason="changed"),
@@ -163,57 +168,74 @@ def test_an_invalid_row_is_refused_before_anything_is_written(tmp_path: Path) ->
                 await store.upsert_entries([entry(4, uscc="")], "import")
             with pytest.raises(ValueError, match="row 1: list_type is empty"):
                 await store.upsert_entries([entry(4), entry(5, list_type="")], "import")
+            assert await counts(store) == Counts(1, 1, 1)
 
     run(scenario())
-    assert counts(path) == Counts(1, 1, 1)
 
 
-def test_a_row_failing_inside_the_database_rolls_back_the_whole_call(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.db"
-
-    async def scenario(step: str) -> None:
-        async with await Store.open(path) as store:
-            if step == "seed":
-                await store.upsert_entries([entry(1)], "import")
-                return
+def test_a_row_failing_inside_the_database_rolls_back_the_whole_call(
+    open_store: OpenStore,
+) -> None:
+    async def scenario() -> None:
+        async with await open_store() as store:
+            await store.upsert_entries([entry(1)], "import")
             assert await store.last_change_seq() == 1
+            # A constraint the store does not check itself, raised by the database mid-batch.
+            await execute_sql(store, refusing_trigger(store))
             rows = [entry(1, reason="changed"), entry(2), entry(666), entry(3)]
-            with pytest.raises(sqlite3.IntegrityError, match="refused by test"):
+            with pytest.raises(integrity_error(store), match="refused by test"):
                 await store.upsert_entries(rows, "import")
             # The connection is usable afterwards: no transaction was left open.
             assert (await store.upsert_entries([entry(4)], "import")).inserted == 1
+            assert await counts(store) == Counts(2, 2, 2)
+            reason = "SELECT reason FROM entries WHERE source_id = 'C1'"
+            assert await fetch(store, reason) == [(entry(1).reason,)]
+            others = "SELECT count(*) FROM entries WHERE source_id IN ('C2', 'C3')"
+            assert await fetch(store, others) == [(0,)]
 
-    run(scenario("seed"))
-    # A constraint the store does not check itself, raised by the database mid-batch.
-    execute(
-        path,
-        f"CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.uscc = '{uscc(666)}' "
-        "BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+    run(scenario())
+
+
+def refusing_trigger(store: AnyStore) -> str:
+    """A trigger refusing subject 666's new entries as an integrity error, in the backend's
+    dialect (PostgreSQL's ``restrict_violation`` is what the append-only triggers raise)."""
+    if isinstance(store, Store):
+        return (
+            f"CREATE TRIGGER refuse BEFORE INSERT ON entries WHEN NEW.uscc = '{uscc(666)}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by test'); END"
+        )
+    return (
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.uscc = '{uscc(666)}' THEN RAISE EXCEPTION USING MESSAGE = 'refused by test', "
+        "ERRCODE = 'restrict_violation'; END IF; RETURN NEW; END $$; "
+        "CREATE TRIGGER refuse BEFORE INSERT ON entries FOR EACH ROW EXECUTE FUNCTION refuse()"
     )
-    run(scenario("import"))
-    assert counts(path) == Counts(2, 2, 2)
-    assert query(path, "SELECT reason FROM entries WHERE source_id = 'C1'") == [(entry(1).reason,)]
-    assert query(path, "SELECT count(*) FROM entries WHERE source_id IN ('C2', 'C3')") == [(0,)]
 
 
 @pytest.mark.parametrize(
     ("uscc_", "expires_on", "status"),
     [
         pytest.param("X", None, "gone", id="unknown status"),
-        pytest.param("X", "2025-01-01", "active", id="ends before it starts"),
+        pytest.param("X", date(2025, 1, 1), "active", id="ends before it starts"),
         pytest.param("", None, "active", id="empty uscc"),
     ],
 )
 def test_the_database_refuses_what_the_store_would(
-    tmp_path: Path, uscc_: str, expires_on: str | None, status: str
+    open_store: OpenStore, uscc_: str, expires_on: date | None, status: str
 ) -> None:
-    path = tmp_path / "gateway.db"
-    schema.prepare(str(path))
-    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
-        execute(
-            path,
-            "INSERT INTO entries (entry_id, uscc, list_type, listed_on, expires_on, status, "
-            "created_at, updated_at) VALUES ('e1', ?, 'court_defaulter', '2026-01-01', ?, ?, "
-            "'t', 't')",
-            (uscc_, expires_on, status),
-        )
+    async def scenario() -> None:
+        async with await open_store() as store:
+            # SQLite: "CHECK constraint failed"; PostgreSQL: "violates check constraint".
+            with pytest.raises(integrity_error(store), match=r"(?i)check constraint"):
+                await execute_sql(
+                    store,
+                    "INSERT INTO entries (entry_id, uscc, list_type, listed_on, expires_on, "
+                    "status, created_at, updated_at) VALUES ('e1', ?, 'court_defaulter', ?, ?, "
+                    "?, 't', 't')",
+                    uscc_,
+                    date(2026, 1, 1),
+                    expires_on,
+                    status,
+                )
+
+    run(scenario())

@@ -1,16 +1,17 @@
-"""Callers and API keys: created once, stored as salted HMACs, found by id, revoked."""
+"""Callers and API keys: created once, stored as salted HMACs, found by id, revoked. On
+both backends (``open_store``)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.model import Caller
 from gateway.store import KeyInForce, Store, key_digest, key_id_of, matches, new_key
 from gateway.store.keys import new_salt
-from tests.store.helpers import query, run
+from tests.store.helpers import AnyStore, OpenStore, fetch, run
 
 KEY_FORMAT = re.compile(r"gw_([A-Za-z0-9]{8})_([A-Za-z0-9_-]{43})")
 
@@ -49,17 +50,32 @@ def test_a_key_looks_like_gw_keyid_secret_and_is_kept_as_a_salted_hmac() -> None
         assert key_id_of(bad) is None
 
 
-def test_create_key_returns_the_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.db"
+async def everything_stored(store: AnyStore) -> list[bytes]:
+    """What the database holds: SQLite's files (the database, its WAL and shared memory), or
+    every row of every table of PostgreSQL's schema as text (its files are the server's)."""
+    if isinstance(store, Store):
+        return [p.read_bytes() for p in store.path.parent.glob(f"{store.path.name}*")]
+    tables = await fetch(
+        store,
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema = current_schema() ORDER BY 1",
+    )
+    return [
+        str(await fetch(store, f"SELECT t::text FROM {name} AS t")).encode() for (name,) in tables
+    ]
 
-    async def scenario() -> tuple[Caller, str, dict[str, KeyInForce]]:
-        async with await Store.open(path) as store:
+
+def test_create_key_returns_the_key_once_and_stores_only_its_hash(open_store: OpenStore) -> None:
+    async def scenario() -> tuple[Caller, str, dict[str, KeyInForce], Any, list[bytes]]:
+        async with await open_store() as store:
             caller, key = await store.create_key(
                 "省政务服务网审批系统", "省政务服务中心", ["check", "feedback"]
             )
-            return caller, key, await store.keys_in_force()
+            in_force = await store.keys_in_force()
+            hashes = await fetch(store, "SELECT key_hash, salt FROM api_keys")
+        return caller, key, in_force, hashes, await everything_stored(store)  # once closed
 
-    caller, key, in_force = run(scenario())
+    caller, key, in_force, hashes, files = run(scenario())
     assert KEY_FORMAT.fullmatch(key)
     assert caller.name == "省政务服务网审批系统"
     assert caller.department == "省政务服务中心"
@@ -70,19 +86,17 @@ def test_create_key_returns_the_key_once_and_stores_only_its_hash(tmp_path: Path
 
     # The plaintext key (and its secret part) appears in none of the database's files.
     secret = key[len("gw_") + 8 + 1 :]
-    files = [p for p in tmp_path.iterdir() if p.name.startswith("gateway.db")]
     assert files
-    for file in files:
-        data = file.read_bytes()
+    for data in files:
         assert key.encode() not in data
         assert secret.encode() not in data
-    assert query(path, "SELECT key_hash, salt FROM api_keys") == [(stored.digest, stored.salt)]
+    assert hashes == [(stored.digest, stored.salt)]
     assert stored.digest == key_digest(key, stored.salt)
 
 
-def test_a_caller_is_reused_and_each_key_has_its_own_scopes(tmp_path: Path) -> None:
+def test_a_caller_is_reused_and_each_key_has_its_own_scopes(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             first, key1 = await store.create_key("采购平台", "财政厅", ["check"])
             second, key2 = await store.create_key(" 采购平台 ", "财政厅", ["reports", "check"])
             other, _ = await store.create_key("采购平台", "住建厅", ["check"])
@@ -98,9 +112,9 @@ def test_a_caller_is_reused_and_each_key_has_its_own_scopes(tmp_path: Path) -> N
     run(scenario())
 
 
-def test_scopes_are_validated(tmp_path: Path) -> None:
+def test_scopes_are_validated(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             with pytest.raises(ValueError, match="unknown scope 'delete'"):
                 await store.create_key("a", "b", ["check", "delete"])
             with pytest.raises(ValueError, match="at least one scope"):
@@ -112,9 +126,11 @@ def test_scopes_are_validated(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_revoked_keys_no_longer_authenticate_and_listing_shows_no_hash(tmp_path: Path) -> None:
+def test_revoked_keys_no_longer_authenticate_and_listing_shows_no_hash(
+    open_store: OpenStore,
+) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             caller, key = await store.create_key("审批系统", "政务中心", ["check"])
             _, other = await store.create_key("审批系统", "政务中心", ["admin"])
             assert await store.revoke_key(caller.key_id) is True

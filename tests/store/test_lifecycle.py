@@ -1,38 +1,47 @@
-"""The status lifecycle of an entry, its append-only history and the change log."""
+"""The status lifecycle of an entry, its append-only history and the change log. On both
+backends (``open_store``)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from gateway.model import Grade, ListEntry
-from gateway.store import EntryNotFound, InvalidTransition, Store
-from tests.store.helpers import TODAY, entry, execute, query, run, uscc
+from gateway.store import EntryNotFound, InvalidTransition
+from tests.store.helpers import (
+    TODAY,
+    AnyStore,
+    OpenStore,
+    entry,
+    execute_sql,
+    fetch,
+    integrity_error,
+    run,
+    uscc,
+)
 
-Act = Callable[[Store, str], Awaitable[ListEntry]]
+Act = Callable[[AnyStore, str], Awaitable[ListEntry]]
 
 
-def objection(store: Store, entry_id: str) -> Awaitable[ListEntry]:
+def objection(store: AnyStore, entry_id: str) -> Awaitable[ListEntry]:
     return store.open_objection(entry_id, date(2026, 11, 1), "企业提出异议", "clerk")
 
 
-def upheld(store: Store, entry_id: str) -> Awaitable[ListEntry]:
+def upheld(store: AnyStore, entry_id: str) -> Awaitable[ListEntry]:
     return store.resolve_objection(entry_id, True, "认定有误", "reviewer")
 
 
-def not_upheld(store: Store, entry_id: str) -> Awaitable[ListEntry]:
+def not_upheld(store: AnyStore, entry_id: str) -> Awaitable[ListEntry]:
     return store.resolve_objection(entry_id, False, "异议不成立", "reviewer")
 
 
-def repair(store: Store, entry_id: str) -> Awaitable[ListEntry]:
+def repair(store: AnyStore, entry_id: str) -> Awaitable[ListEntry]:
     return store.repair(entry_id, date(2026, 11, 5), "京发改信修〔2026〕12号", "clerk")
 
 
-def revoke(store: Store, entry_id: str) -> Awaitable[ListEntry]:
+def revoke(store: AnyStore, entry_id: str) -> Awaitable[ListEntry]:
     return store.revoke(entry_id, "撤销列入决定", "clerk")
 
 
@@ -61,11 +70,10 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("before", "act", "after"), VALID)
-def test_valid_transitions(tmp_path: Path, before: list[Act], act: Act, after: str) -> None:
-    path = tmp_path / "gateway.db"
+def test_valid_transitions(open_store: OpenStore, before: list[Act], act: Act, after: str) -> None:
 
     async def scenario() -> None:
-        async with await Store.open(path) as store:
+        async with await open_store() as store:
             (entry_id,) = (await store.upsert_entries([entry(1)], "import")).entry_ids
             for step in before:
                 await step(store, entry_id)
@@ -86,10 +94,10 @@ def test_valid_transitions(tmp_path: Path, before: list[Act], act: Act, after: s
 
 @pytest.mark.parametrize(("before", "act", "current"), INVALID)
 def test_invalid_transitions_change_nothing(
-    tmp_path: Path, before: list[Act], act: Act, current: str
+    open_store: OpenStore, before: list[Act], act: Act, current: str
 ) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             (entry_id,) = (await store.upsert_entries([entry(1)], "import")).entry_ids
             for step in before:
                 await step(store, entry_id)
@@ -110,9 +118,9 @@ def test_invalid_transitions_change_nothing(
     run(scenario())
 
 
-def test_unknown_entries_are_reported(tmp_path: Path) -> None:
+def test_unknown_entries_are_reported(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             for act in (objection, upheld, repair, revoke):
                 with pytest.raises(EntryNotFound, match="nope"):
                     await act(store, "nope")
@@ -122,9 +130,9 @@ def test_unknown_entries_are_reported(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_history_is_complete_with_actors_notes_and_details(tmp_path: Path) -> None:
+def test_history_is_complete_with_actors_notes_and_details(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             (entry_id,) = (await store.upsert_entries([entry(1)], "import:court")).entry_ids
             await objection(store, entry_id)
             await not_upheld(store, entry_id)
@@ -153,35 +161,33 @@ def test_history_is_complete_with_actors_notes_and_details(tmp_path: Path) -> No
     run(scenario())
 
 
-def test_history_and_change_log_cannot_be_rewritten(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.db"
-
+def test_history_and_change_log_cannot_be_rewritten(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(path) as store:
+        async with await open_store() as store:
             await store.upsert_entries([entry(1)], "import")
+            for statement in (
+                "UPDATE entry_history SET note = 'forged'",
+                "DELETE FROM entry_history",
+                "UPDATE changes SET uscc = 'X'",
+                "UPDATE grade_history SET value = 'excellent'",
+                "DELETE FROM grade_history",
+            ):
+                if "grade_history" in statement:
+                    await execute_sql(
+                        store,
+                        "INSERT INTO grade_history (uscc, value, changed_at, actor) "
+                        "VALUES ('X', 'good', 't', 'a')",
+                    )
+                with pytest.raises(integrity_error(store), match="append-only"):
+                    await execute_sql(store, statement)
+            assert await fetch(store, "SELECT note FROM entry_history") == [("inserted",)]
 
     run(scenario())
-    for statement in (
-        "UPDATE entry_history SET note = 'forged'",
-        "DELETE FROM entry_history",
-        "UPDATE changes SET uscc = 'X'",
-        "UPDATE grade_history SET value = 'excellent'",
-        "DELETE FROM grade_history",
-    ):
-        if "grade_history" in statement:
-            execute(
-                path,
-                "INSERT INTO grade_history (uscc, value, changed_at, actor) "
-                "VALUES ('X', 'good', 't', 'a')",
-            )
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            execute(path, statement)
-    assert query(path, "SELECT note FROM entry_history") == [("inserted",)]
 
 
-def test_mark_expired_expires_only_active_entries_past_their_end(tmp_path: Path) -> None:
+def test_mark_expired_expires_only_active_entries_past_their_end(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             rows = [
                 entry(1, expires_on=date(2026, 11, 21)),  # ended yesterday: expires
                 entry(2, expires_on=TODAY),  # in force through today: stays
@@ -211,11 +217,10 @@ def test_mark_expired_expires_only_active_entries_past_their_end(tmp_path: Path)
     run(scenario())
 
 
-def test_every_mutation_appends_one_change_with_increasing_seq(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.db"
+def test_every_mutation_appends_one_change_with_increasing_seq(open_store: OpenStore) -> None:
 
     async def scenario() -> None:
-        async with await Store.open(path) as store:
+        async with await open_store() as store:
             ids = (await store.upsert_entries([entry(n) for n in range(3)], "i")).entry_ids  # 3
             await store.upsert_entries([entry(n) for n in range(3)], "i")  # 0
             await store.upsert_entries([entry(0, reason="x")], "i")  # 1
@@ -230,17 +235,16 @@ def test_every_mutation_appends_one_change_with_increasing_seq(tmp_path: Path) -
             assert await store.last_change_seq() == 9
             assert await store.changes_since(0, limit=4) == changes[:4]
             assert await store.changes_since(8) == changes[8:]
+            kinds = "SELECT kind, count(*) FROM changes GROUP BY kind ORDER BY kind"
+            assert await fetch(store, kinds) == [("entry", 7), ("grade", 2)]
 
     run(scenario())
-    kinds = query(path, "SELECT kind, count(*) FROM changes GROUP BY kind ORDER BY kind")
-    assert kinds == [("entry", 7), ("grade", 2)]
 
 
-def test_mark_expired_works_in_batches(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.db"
+def test_mark_expired_works_in_batches(open_store: OpenStore) -> None:
 
     async def scenario() -> None:
-        async with await Store.open(path) as store:
+        async with await open_store() as store:
             rows = [
                 entry(n, listed_on=date(2025, 1, 1), expires_on=date(2026, 1, 1 + n % 28))
                 for n in range(23)
@@ -250,6 +254,7 @@ def test_mark_expired_works_in_batches(tmp_path: Path) -> None:
             assert await store.mark_expired(TODAY, "expiry-job", batch=5) == 23
             assert await store.mark_expired(TODAY, "expiry-job", batch=5) == 0
             assert [e.status for e in await store.subject_entries(uscc(99))] == ["active"]
+            expired = "SELECT count(*) FROM entry_history WHERE status = 'expired'"
+            assert await fetch(store, expired) == [(23,)]
 
     run(scenario())
-    assert query(path, "SELECT count(*) FROM entry_history WHERE status = 'expired'") == [(23,)]

@@ -1,21 +1,21 @@
-"""What the snapshot loads: live entries and grades by subject, in chunks; grades."""
+"""What the snapshot loads: live entries and grades by subject, in chunks; grades.
+On both backends (``open_store``)."""
 
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from gateway.compact import CompactBuilder
 from gateway.model import EntryRecord, Grade, ListEntry
-from gateway.store import GradeResult, LiveRows, Store
-from tests.store.helpers import entry, query, run, uscc
+from gateway.store import GradeResult, LiveRows
+from tests.store.helpers import AnyStore, OpenStore, entry, fetch, run, uscc
 
 GOOD = Grade("good", "浙江省公共信用评价", date(2026, 10, 1))
 
 
-async def seed(store: Store) -> dict[str, str]:
+async def seed(store: AnyStore) -> dict[str, str]:
     """Subjects 1-6 in every interesting state; returns entry ids by name."""
     rows = {
         "1.active": entry(1, source_id="1a", listed_on=date(2026, 2, 1)),
@@ -77,9 +77,9 @@ def as_record(e: ListEntry) -> EntryRecord:
     )
 
 
-def test_live_rows_hold_exactly_the_live_entries_and_grades(tmp_path: Path) -> None:
+def test_live_rows_hold_exactly_the_live_entries_and_grades(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             ids = await seed(store)
             chunks = [chunk async for chunk in store.live_rows()]
             assert len(chunks) == 1
@@ -110,9 +110,9 @@ def test_live_rows_hold_exactly_the_live_entries_and_grades(tmp_path: Path) -> N
     run(scenario())
 
 
-def test_subjects_returns_the_same_view_for_chosen_subjects(tmp_path: Path) -> None:
+def test_subjects_returns_the_same_view_for_chosen_subjects(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             ids = await seed(store)
             chunks = [chunk async for chunk in store.live_rows()]
             everything = {u: (r, g) for u, r, g in subjects_of(chunks)}
@@ -131,9 +131,9 @@ def test_subjects_returns_the_same_view_for_chosen_subjects(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("chunk", [1, 4, 5, 7, 30])
-def test_live_rows_come_in_chunks_of_at_most_chunk(tmp_path: Path, chunk: int) -> None:
+def test_live_rows_come_in_chunks_of_at_most_chunk(open_store: OpenStore, chunk: int) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             # 20 subjects: entries on 0-14 (two on the even ones), grades on 10-19.
             rows = [entry(n, source_id=f"{n}a") for n in range(15)]
             rows += [entry(n, source_id=f"{n}b") for n in range(0, 15, 2)]
@@ -173,9 +173,9 @@ def test_live_rows_come_in_chunks_of_at_most_chunk(tmp_path: Path, chunk: int) -
     run(scenario())
 
 
-def test_live_rows_of_an_empty_store_and_bad_chunk(tmp_path: Path) -> None:
+def test_live_rows_of_an_empty_store_and_bad_chunk(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(tmp_path / "gateway.db") as store:
+        async with await open_store() as store:
             assert [c async for c in store.live_rows()] == []
             with pytest.raises(ValueError, match="chunk"):
                 [c async for c in store.live_rows(chunk=0)]
@@ -183,11 +183,9 @@ def test_live_rows_of_an_empty_store_and_bad_chunk(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_grades_upsert_with_history_and_are_validated(tmp_path: Path) -> None:
-    path = tmp_path / "gateway.db"
-
+def test_grades_upsert_with_history_and_are_validated(open_store: OpenStore) -> None:
     async def scenario() -> None:
-        async with await Store.open(path) as store:
+        async with await open_store() as store:
             assert await store.get_grade(uscc(1)) is None
             assert await store.put_grade(uscc(1), GOOD, "a") == GradeResult(1, 0, 0)
             assert await store.put_grade(uscc(1), GOOD, "b") == GradeResult(0, 0, 1)
@@ -203,11 +201,13 @@ def test_grades_upsert_with_history_and_are_validated(tmp_path: Path) -> None:
             with pytest.raises(ValueError, match="uscc is empty"):
                 await store.put_grade("", GOOD, "d")
             assert await store.get_grade(uscc(3)) is None
+            history = "SELECT uscc, value, actor FROM grade_history ORDER BY id"
+            assert await fetch(store, history) == [
+                (uscc(1), "good", "a"),
+                (uscc(1), "poor", "c"),
+                (uscc(2), "good", "c"),
+            ]
+            actors = await fetch(store, "SELECT actor FROM grades WHERE uscc = ?", uscc(1))
+            assert actors == [("c",)]
 
     run(scenario())
-    assert query(path, "SELECT uscc, value, actor FROM grade_history ORDER BY id") == [
-        (uscc(1), "good", "a"),
-        (uscc(1), "poor", "c"),
-        (uscc(2), "good", "c"),
-    ]
-    assert query(path, "SELECT actor FROM grades WHERE uscc = ?", (uscc(1),)) == [("c",)]

@@ -1,0 +1,218 @@
+"""Callers and their API keys on PostgreSQL: :mod:`gateway.store.callers` ported.
+
+Every change of a key is written with its audit line and bumps the ``keys`` generation,
+in one transaction (which holds the log lock from its start, as every write does).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import asyncpg
+
+from gateway.model import Caller
+from gateway.store.callers import (
+    _KEY_COLUMNS,
+    KEYS_CONTROL,
+    KeyInForce,
+    KeyLimits,
+    KeyNotFound,
+    _iso,
+    _key_row,
+    _scopes_set,
+    _scopes_text,
+)
+from gateway.store.keys import key_digest, new_key, new_salt
+from gateway.store.pg import audit, control
+from gateway.store.pg.rows import command_count
+from gateway.store.rows import now_iso
+
+_FIND_CALLER: Final = "SELECT caller_id FROM callers WHERE name = $1 AND department = $2"
+_INSERT_KEY: Final = (
+    "INSERT INTO api_keys (key_id, caller_id, key_hash, salt, scopes, created_at, "
+    "expires_at, rate_per_second, burst, replaces) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+)
+_DESCRIBE: Final = (
+    f"SELECT {_KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
+    "WHERE k.key_id = $1"
+)
+
+
+async def _caller_id(conn: asyncpg.Connection, name: str, department: str, now: str) -> int:
+    """The caller's id, inserted if new. Looked up first: ``INSERT ... ON CONFLICT DO
+    NOTHING`` would draw an identity value even for a known caller (SQLite's rowid is not
+    drawn), so the ids would skip."""
+    found = await conn.fetchval(_FIND_CALLER, name, department)
+    if found is None:
+        found = await conn.fetchval(
+            "INSERT INTO callers (name, department, created_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (name, department) DO NOTHING RETURNING caller_id",
+            name,
+            department,
+            now,
+        )
+    if found is None:  # inserted meanwhile (by a writer not holding the log lock)
+        found = await conn.fetchval(_FIND_CALLER, name, department)
+    return int(found)
+
+
+async def _insert_key(
+    conn: asyncpg.Connection,
+    caller_id: int,
+    scopes: frozenset[str],
+    limits: KeyLimits,
+    now: str,
+    replaces: str | None = None,
+) -> tuple[str, str]:
+    for attempt in range(5):
+        key_id, key = new_key()
+        salt = new_salt()
+        try:
+            async with conn.transaction():  # a savepoint: a failed statement aborts the rest
+                await conn.execute(
+                    _INSERT_KEY,
+                    key_id,
+                    caller_id,
+                    key_digest(key, salt),
+                    salt,
+                    _scopes_text(scopes),
+                    now,
+                    _iso(limits.expires_at),
+                    limits.rate_per_second,
+                    limits.burst,
+                    replaces,
+                )
+        except asyncpg.UniqueViolationError:  # a key id collision: 62**8 ids, but be sure
+            if attempt == 4:
+                raise
+            continue
+        return key_id, key
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _describe(conn: asyncpg.Connection, key_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(_DESCRIBE, key_id)
+    return None if row is None else _key_row(row)
+
+
+async def _changed(
+    conn: asyncpg.Connection,
+    actor: str,
+    action: str,
+    key_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    await audit.record(conn, actor, action, key_id, before, after)
+    await control.bump(conn, KEYS_CONTROL, key_id, actor)
+
+
+async def _in_force(conn: asyncpg.Connection, key_id: str) -> dict[str, Any]:
+    """The key, which must be neither revoked nor expired (locked until the commit)."""
+    await conn.execute("SELECT 1 FROM api_keys WHERE key_id = $1 FOR UPDATE", key_id)
+    found = await _describe(conn, key_id)
+    if found is None or found["revoked_at"] is not None:
+        raise KeyNotFound(f"no key in force has the id {key_id!r}")
+    expires = found["expires_at"]
+    if expires is not None and datetime.fromisoformat(expires) <= datetime.now().astimezone():
+        raise KeyNotFound(f"the key {key_id!r} expired at {expires}")
+    return found
+
+
+async def create_key(
+    conn: asyncpg.Connection,
+    name: str,
+    department: str,
+    scopes: frozenset[str],
+    limits: KeyLimits,
+    actor: str,
+) -> tuple[Caller, str]:
+    """Insert (or reuse) the caller and a new key; the plaintext key is returned only here."""
+    now = now_iso()
+    caller_id = await _caller_id(conn, name, department, now)
+    key_id, key = await _insert_key(conn, caller_id, scopes, limits, now)
+    await _changed(conn, actor, "key.create", key_id, None, await _describe(conn, key_id))
+    return Caller(caller_id, name, department, scopes, key_id), key
+
+
+async def keys_in_force(conn: asyncpg.Connection) -> dict[str, KeyInForce]:
+    """Every key not revoked (expired ones too: :class:`KeyInForce` says when), by id."""
+    rows = await conn.fetch(
+        "SELECT k.key_id, k.salt, k.key_hash, c.caller_id, c.name, c.department, k.scopes, "
+        "k.expires_at, k.rate_per_second, k.burst "
+        "FROM api_keys AS k JOIN callers AS c USING (caller_id) WHERE k.revoked_at IS NULL"
+    )
+    return {
+        r[0]: KeyInForce(
+            r[0],
+            r[1],
+            r[2],
+            Caller(r[3], r[4], r[5], _scopes_set(r[6]), r[0]),
+            None if r[7] is None else datetime.fromisoformat(r[7]).timestamp(),
+            r[8],
+            r[9],
+        )
+        for r in rows
+    }
+
+
+async def revoke_key(conn: asyncpg.Connection, key_id: str, actor: str) -> bool:
+    before = await _describe(conn, key_id)
+    status = await conn.execute(
+        "UPDATE api_keys SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL",
+        now_iso(),
+        key_id,
+    )
+    if command_count(status) != 1:
+        return False
+    await _changed(conn, actor, "key.revoke", key_id, before, await _describe(conn, key_id))
+    return True
+
+
+async def rotate_key(
+    conn: asyncpg.Connection, key_id: str, overlap: timedelta, actor: str
+) -> tuple[Caller, str, dict[str, Any]]:
+    """As :func:`gateway.store.callers.rotate_key`: a new key for the same caller, scopes
+    and rate limit; the old one stays valid for ``overlap`` (or until its own expiry)."""
+    old = await _in_force(conn, key_id)
+    ends = datetime.now().astimezone() + overlap
+    if old["expires_at"] is not None:
+        ends = min(ends, datetime.fromisoformat(old["expires_at"]))
+    now = now_iso()
+    scopes = frozenset(old["scopes"])
+    limits = KeyLimits(None, old["rate_per_second"], old["burst"])
+    new_id, key = await _insert_key(conn, old["caller_id"], scopes, limits, now, replaces=key_id)
+    await conn.execute("UPDATE api_keys SET expires_at = $1 WHERE key_id = $2", _iso(ends), key_id)
+    after_old = await _describe(conn, key_id)
+    assert after_old is not None
+    await _changed(conn, actor, "key.rotate", key_id, old, after_old)
+    await _changed(conn, actor, "key.create", new_id, None, await _describe(conn, new_id))
+    caller = Caller(old["caller_id"], old["caller"], old["department"], scopes, new_id)
+    return caller, key, after_old
+
+
+async def set_limits(
+    conn: asyncpg.Connection, key_id: str, limits: KeyLimits, actor: str
+) -> dict[str, Any]:
+    """Set the key's expiry and rate limit (None clears each); the key as it now stands."""
+    before = await _in_force(conn, key_id)
+    await conn.execute(
+        "UPDATE api_keys SET expires_at = $1, rate_per_second = $2, burst = $3 WHERE key_id = $4",
+        _iso(limits.expires_at),
+        limits.rate_per_second,
+        limits.burst,
+        key_id,
+    )
+    after = await _describe(conn, key_id)
+    assert after is not None
+    await _changed(conn, actor, "key.limits", key_id, before, after)
+    return after
+
+
+async def list_keys(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {_KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
+        "ORDER BY k.created_at, k.key_id"
+    )
+    return [_key_row(r) for r in rows]
