@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "migrate", help="apply the store's pending schema migrations (GATEWAY_DB: file or URL)"
     )
+    copy_store = commands.add_parser(
+        "copy-store",
+        help="copy the SQLite store (GATEWAY_DB) into an empty PostgreSQL database, verified",
+    )
+    copy_store.add_argument(
+        "--to", required=True, metavar="URL", help="postgresql://user:password@host/db"
+    )
 
     imp = commands.add_parser(
         "import", help="import list entries or grades from a file (CSV, JSONL, XLSX)"
@@ -108,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.cli_migrate import migrate_command
 
             return migrate_command(settings.db)
+        if args.command == "copy-store":
+            from gateway.cli_migrate import copy_command
+
+            return copy_command(settings.db, args.to)
         if is_postgres_url(settings.db):
             print(
                 "error: GATEWAY_DB names a PostgreSQL database: only `migrate` supports one "

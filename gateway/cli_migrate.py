@@ -1,5 +1,6 @@
 """``python -m gateway migrate``: bring the store's schema to this code's version, for a
-SQLite file or a PostgreSQL database (``GATEWAY_DB=postgresql://...``), and say so.
+SQLite file or a PostgreSQL database (``GATEWAY_DB=postgresql://...``), and say so; and
+``python -m gateway copy-store --to URL``: copy a SQLite store into PostgreSQL, verified.
 
 Nodes also migrate when they start (safe when several start at once); this lets a
 deployment migrate first, on its own, and see what was done.
@@ -63,4 +64,34 @@ def migrate_command(db: str) -> int:
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def copy_command(sqlite_path: str, dsn: str) -> int:
+    """The command: copy, printing each table as it is verified; 0, or the error and 1."""
+    from gateway.store.pg.copy import CopyError, TableCopied, copy_store
+
+    if is_postgres_url(sqlite_path) or not is_postgres_url(dsn):
+        print("error: copy-store copies GATEWAY_DB (a SQLite file) --to a postgresql:// URL",
+              file=sys.stderr)  # fmt: skip
+        return 2
+
+    def show(table: TableCopied) -> None:
+        print(f"  {table.table:20} {table.rows:>12,} rows  sha256 {table.sha256[:16]}  verified")
+
+    print(f"copying {sqlite_path} into PostgreSQL (one transaction) ...")
+    try:
+        copied = asyncio.run(copy_store(sqlite_path, dsn, show))
+    except (
+        CopyError,
+        SchemaError,
+        OSError,
+        sqlite3.Error,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    total = sum(table.rows for table in copied)
+    print(f"{total:,} rows in {len(copied)} tables copied, counts and checksums verified")
     return 0
