@@ -63,11 +63,11 @@ def normalize_scopes(scopes: Iterable[str]) -> frozenset[str]:
     return wanted
 
 
-def _scopes_text(scopes: frozenset[str]) -> str:
+def scopes_text(scopes: frozenset[str]) -> str:
     return ",".join(sorted(scopes))
 
 
-def _scopes_set(text: str) -> frozenset[str]:
+def scopes_set(text: str) -> frozenset[str]:
     return frozenset(s for s in text.split(",") if s)
 
 
@@ -85,7 +85,7 @@ async def _caller_id(db: aiosqlite.Connection, name: str, department: str, now: 
     return int(rows[0][0])
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso_instant(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone().isoformat(timespec="milliseconds")
@@ -112,9 +112,9 @@ async def _insert_key(
                     caller_id,
                     key_digest(key, salt),
                     salt,
-                    _scopes_text(scopes),
+                    scopes_text(scopes),
                     now,
-                    _iso(limits.expires_at),
+                    iso_instant(limits.expires_at),
                     limits.rate_per_second,
                     limits.burst,
                     replaces,
@@ -144,19 +144,19 @@ async def create_key(
     return Caller(caller_id, name, department, scopes, key_id), key
 
 
-_KEY_COLUMNS: Final = (
+KEY_COLUMNS: Final = (
     "k.key_id, c.caller_id, c.name, c.department, k.scopes, k.created_at, k.revoked_at, "
     "k.expires_at, k.rate_per_second, k.burst, k.replaces"
 )
 
 
-def _key_row(r: Any) -> dict[str, Any]:
+def key_row(r: Any) -> dict[str, Any]:
     return {
         "key_id": r[0],
         "caller_id": r[1],
         "caller": r[2],
         "department": r[3],
-        "scopes": sorted(_scopes_set(r[4])),
+        "scopes": sorted(scopes_set(r[4])),
         "created_at": r[5],
         "revoked_at": r[6],
         "expires_at": r[7],
@@ -169,12 +169,12 @@ def _key_row(r: Any) -> dict[str, Any]:
 async def _describe(db: aiosqlite.Connection, key_id: str) -> dict[str, Any] | None:
     rows = list(
         await db.execute_fetchall(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
+            f"SELECT {KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
             "WHERE k.key_id = ?",
             (key_id,),
         )
     )
-    return _key_row(rows[0]) if rows else None
+    return key_row(rows[0]) if rows else None
 
 
 async def _changed(
@@ -212,7 +212,7 @@ async def keys_in_force(db: aiosqlite.Connection) -> dict[str, KeyInForce]:
             r[0],
             r[1],
             r[2],
-            Caller(r[3], r[4], r[5], _scopes_set(r[6]), r[0]),
+            Caller(r[3], r[4], r[5], scopes_set(r[6]), r[0]),
             None if r[7] is None else datetime.fromisoformat(r[7]).timestamp(),
             r[8],
             r[9],
@@ -248,7 +248,9 @@ async def rotate_key(
     scopes = frozenset(old["scopes"])
     limits = KeyLimits(None, old["rate_per_second"], old["burst"])
     new_id, key = await _insert_key(db, old["caller_id"], scopes, limits, now, replaces=key_id)
-    await db.execute("UPDATE api_keys SET expires_at = ? WHERE key_id = ?", (_iso(ends), key_id))
+    await db.execute(
+        "UPDATE api_keys SET expires_at = ? WHERE key_id = ?", (iso_instant(ends), key_id)
+    )
     after_old = await _describe(db, key_id)
     assert after_old is not None
     await _changed(db, actor, "key.rotate", key_id, old, after_old)
@@ -264,7 +266,7 @@ async def set_limits(
     before = await _in_force(db, key_id)
     await db.execute(
         "UPDATE api_keys SET expires_at = ?, rate_per_second = ?, burst = ? WHERE key_id = ?",
-        (_iso(limits.expires_at), limits.rate_per_second, limits.burst, key_id),
+        (iso_instant(limits.expires_at), limits.rate_per_second, limits.burst, key_id),
     )
     after = await _describe(db, key_id)
     assert after is not None
@@ -274,7 +276,7 @@ async def set_limits(
 
 async def list_keys(db: aiosqlite.Connection) -> list[dict[str, Any]]:
     rows = await db.execute_fetchall(
-        f"SELECT {_KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
+        f"SELECT {KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
         "ORDER BY k.created_at, k.key_id"
     )
-    return [_key_row(r) for r in rows]
+    return [key_row(r) for r in rows]

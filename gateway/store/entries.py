@@ -162,7 +162,7 @@ async def record_upsert(
     await audit.record(db, actor, "entries.upsert", target, None, after)
 
 
-def _rounds(rows: Sequence[EntryInput]) -> list[list[int]]:
+def upsert_rounds(rows: Sequence[EntryInput]) -> list[list[int]]:
     """Row indexes in rounds: a key's n-th occurrence goes to round n, so that each round
     holds a key at most once and later rows apply after earlier ones."""
     rounds: list[list[int]] = []
@@ -191,7 +191,7 @@ async def upsert(db: aiosqlite.Connection, rows: Sequence[EntryInput], actor: st
     await db.execute(create_staged("temp"))
     ids: list[str] = [""] * len(rows)
     inserted = updated = unchanged = 0
-    for indexes in _rounds(rows):
+    for indexes in upsert_rounds(rows):
         await db.execute("DELETE FROM temp.staged")
         await db.executemany(insert_staged("temp"), [staged[i] for i in indexes])
         counts = await apply_staged(db, "temp", 0, len(rows), actor)

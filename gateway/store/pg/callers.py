@@ -13,15 +13,15 @@ import asyncpg
 
 from gateway.model import Caller
 from gateway.store.callers import (
-    _KEY_COLUMNS,
+    KEY_COLUMNS,
     KEYS_CONTROL,
     KeyInForce,
     KeyLimits,
     KeyNotFound,
-    _iso,
-    _key_row,
-    _scopes_set,
-    _scopes_text,
+    iso_instant,
+    key_row,
+    scopes_set,
+    scopes_text,
 )
 from gateway.store.keys import key_digest, new_key, new_salt
 from gateway.store.pg import audit, control
@@ -34,7 +34,7 @@ _INSERT_KEY: Final = (
     "expires_at, rate_per_second, burst, replaces) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 )
 _DESCRIBE: Final = (
-    f"SELECT {_KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
+    f"SELECT {KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
     "WHERE k.key_id = $1"
 )
 
@@ -76,9 +76,9 @@ async def _insert_key(
                     caller_id,
                     key_digest(key, salt),
                     salt,
-                    _scopes_text(scopes),
+                    scopes_text(scopes),
                     now,
-                    _iso(limits.expires_at),
+                    iso_instant(limits.expires_at),
                     limits.rate_per_second,
                     limits.burst,
                     replaces,
@@ -93,7 +93,7 @@ async def _insert_key(
 
 async def _describe(conn: asyncpg.Connection, key_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(_DESCRIBE, key_id)
-    return None if row is None else _key_row(row)
+    return None if row is None else key_row(row)
 
 
 async def _changed(
@@ -148,7 +148,7 @@ async def keys_in_force(conn: asyncpg.Connection) -> dict[str, KeyInForce]:
             r[0],
             r[1],
             r[2],
-            Caller(r[3], r[4], r[5], _scopes_set(r[6]), r[0]),
+            Caller(r[3], r[4], r[5], scopes_set(r[6]), r[0]),
             None if r[7] is None else datetime.fromisoformat(r[7]).timestamp(),
             r[8],
             r[9],
@@ -183,7 +183,9 @@ async def rotate_key(
     scopes = frozenset(old["scopes"])
     limits = KeyLimits(None, old["rate_per_second"], old["burst"])
     new_id, key = await _insert_key(conn, old["caller_id"], scopes, limits, now, replaces=key_id)
-    await conn.execute("UPDATE api_keys SET expires_at = $1 WHERE key_id = $2", _iso(ends), key_id)
+    await conn.execute(
+        "UPDATE api_keys SET expires_at = $1 WHERE key_id = $2", iso_instant(ends), key_id
+    )
     after_old = await _describe(conn, key_id)
     assert after_old is not None
     await _changed(conn, actor, "key.rotate", key_id, old, after_old)
@@ -199,7 +201,7 @@ async def set_limits(
     before = await _in_force(conn, key_id)
     await conn.execute(
         "UPDATE api_keys SET expires_at = $1, rate_per_second = $2, burst = $3 WHERE key_id = $4",
-        _iso(limits.expires_at),
+        iso_instant(limits.expires_at),
         limits.rate_per_second,
         limits.burst,
         key_id,
@@ -212,7 +214,7 @@ async def set_limits(
 
 async def list_keys(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        f"SELECT {_KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
+        f"SELECT {KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
         "ORDER BY k.created_at, k.key_id"
     )
-    return [_key_row(r) for r in rows]
+    return [key_row(r) for r in rows]

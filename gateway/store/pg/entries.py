@@ -18,7 +18,7 @@ from typing import Any, Final
 import asyncpg
 
 from gateway.model import EntryInput, ListEntry, StatusChange
-from gateway.store.entries import UpsertCounts, UpsertResult, _rounds
+from gateway.store.entries import UpsertCounts, UpsertResult, upsert_rounds
 from gateway.store.pg import audit
 from gateway.store.pg.rows import INSERT_CHANGES, INSERT_HISTORY, entry_from_record
 from gateway.store.rows import ENTRY_COLUMNS, new_ids, now_iso, status_change_from_row, to_json
@@ -145,7 +145,7 @@ async def upsert(conn: asyncpg.Connection, rows: Sequence[EntryInput], actor: st
     ]
     ids: list[str] = [""] * len(rows)
     inserted = updated = unchanged = 0
-    for indexes in _rounds(rows):
+    for indexes in upsert_rounds(rows):
         counts = await _apply(conn, [staged[i] for i in indexes], actor, ids)
         inserted += counts.inserted
         updated += counts.updated
