@@ -62,7 +62,7 @@ class Writer(Protocol):
 
 
 class Upkeep(Protocol):
-    def run_once(self, *, busy: bool = False) -> int: ...
+    def run_once(self, *, busy: bool | Callable[[], bool] = False) -> int: ...
 
     def close(self) -> None: ...
 
@@ -321,6 +321,10 @@ class Recorder:
                 future.set_exception(RecorderFull(retry_after=2))
 
     # -- upkeep --------------------------------------------------------------------------
+    def busy(self) -> bool:
+        """Whether this recorder committed lately (asked from the upkeep's thread too)."""
+        return time.monotonic() - self.last_write < IDLE_AFTER
+
     async def _upkeep(self) -> None:
         """Index and checkpoint what was recorded, on a thread of its own, every interval."""
         assert self._upkeep_factory is not None
@@ -329,10 +333,9 @@ class Recorder:
         try:
             while True:
                 await asyncio.sleep(self._upkeep_interval)
-                busy = time.monotonic() - self.last_write < IDLE_AFTER
                 try:
                     await loop.run_in_executor(
-                        self._upkeep_executor, functools.partial(upkeep.run_once, busy=busy)
+                        self._upkeep_executor, functools.partial(upkeep.run_once, busy=self.busy)
                     )
                 except Exception as exc:  # upkeep never stops the recording itself
                     log.warning("recorder upkeep failed: %s", exc)

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from gateway.store import CheckWriter, Maintenance, Store
+from gateway.store.maintenance import LULL_STEP
 from tests.store.helpers import check, run, uscc
 from tests.store.test_checks import make_caller
 
@@ -84,5 +85,44 @@ def test_under_load_upkeep_waits_for_a_lull_unless_the_backlog_or_wal_is_too_lar
         assert db.stat().st_size > size
         writer.write([check(n, caller.caller_id) for n in range(201, 211)])
         assert maintenance.run_once(busy=False) == 10  # a lull: everything
+        assert maintenance.pending() == 0
+        maintenance.close()
+
+
+def unindexed(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        (count,) = conn.execute(
+            "SELECT (SELECT max(rowid) FROM checks) - last_rowid FROM subject_checks_mark"
+        ).fetchone()
+        return int(count)
+    finally:
+        conn.close()
+
+
+def test_a_lulls_work_stops_when_checks_are_recorded_again(tmp_path: Path) -> None:
+    """Indexing in a lull goes in steps and stops as soon as this worker records again (its
+    probe) or another does (the checks table grew): run to the end, its steps starved the
+    other workers' commits when the load came back."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db)
+    with CheckWriter(db) as writer:
+        writer.write([check(n, caller.caller_id) for n in range(1, 2001)])
+        maintenance = Maintenance(db)
+        answers = iter([False, False, True])  # idle at the start and after a step, then busy
+        assert maintenance.run_once(busy=lambda: next(answers, True)) == 2 * LULL_STEP
+        assert unindexed(db) == 2000 - 2 * LULL_STEP
+
+        real_step = maintenance.index_subjects
+
+        def step_while_another_worker_records(limit: int = 1_000) -> int:
+            done = real_step(limit)
+            writer.write([check(5000 + done, caller.caller_id)])  # another worker's commit
+            return done
+
+        maintenance.index_subjects = step_while_another_worker_records  # type: ignore[method-assign]
+        assert maintenance.run_once(busy=lambda: False) == LULL_STEP
+        maintenance.index_subjects = real_step  # type: ignore[method-assign]
+        assert maintenance.run_once(busy=lambda: False) == 2000 - 3 * LULL_STEP + 1
         assert maintenance.pending() == 0
         maintenance.close()
