@@ -44,6 +44,41 @@ def validate(index: int, uscc: str, grade: Grade) -> None:
         )
 
 
+def changed(
+    items: Sequence[tuple[str, Grade]], current: dict[str, tuple[Any, ...]]
+) -> tuple[list[tuple[str, Grade]], GradeResult]:
+    """The grades of ``items`` that change something, in order, and the counts; ``current``
+    holds each subject's stored ``(value, source, as_of as ISO text)`` and is updated, so
+    a subject given twice is compared with its first grade."""
+    writes: list[tuple[str, Grade]] = []
+    inserted = updated = unchanged = 0
+    for uscc, grade in items:
+        value = (grade.value, grade.source, iso_or_none(grade.as_of))
+        before = current.get(uscc)
+        if before == value:
+            unchanged += 1
+            continue
+        if before is None:
+            inserted += 1
+        else:
+            updated += 1
+        current[uscc] = value
+        writes.append((uscc, grade))
+    return writes, GradeResult(inserted, updated, unchanged)
+
+
+def audit_line(
+    items: Sequence[tuple[str, Grade]], writes: list[tuple[str, Grade]], result: GradeResult
+) -> tuple[str, dict[str, Any]]:
+    """The audit line's target and ``after`` of a write of grades."""
+    target = writes[0][0] if len(items) == 1 else f"{len(items)} subjects"
+    after: dict[str, Any] = msgspec.to_builtins(result)
+    if len(items) == 1:
+        one = writes[0][1]
+        after["grade"] = {"value": one.value, "source": one.source, "as_of": iso_or_none(one.as_of)}
+    return target, after
+
+
 async def put(
     db: aiosqlite.Connection, items: Sequence[tuple[str, Grade]], actor: str
 ) -> GradeResult:
@@ -57,33 +92,16 @@ async def put(
         (to_json(wanted),),
     )
     current: dict[str, tuple[Any, ...]] = {r[0]: tuple(r[1:4]) for r in rows}
-    now = now_iso()
-    writes: list[tuple[Any, ...]] = []
-    changes: list[tuple[Any, ...]] = []
-    inserted = updated = unchanged = 0
-    for uscc, grade in items:
-        value = (grade.value, grade.source, iso_or_none(grade.as_of))
-        before = current.get(uscc)
-        if before == value:
-            unchanged += 1
-            continue
-        if before is None:
-            inserted += 1
-        else:
-            updated += 1
-        current[uscc] = value
-        writes.append((uscc, *value))
-        changes.append((uscc, grade.value, now, actor))
+    writes, result = changed(items, current)
     if writes:
-        await db.executemany(_UPSERT, [(*w, now, actor) for w in writes])
-        await db.executemany(_HISTORY, [(*w, now, actor) for w in writes])
-        await db.executemany(_CHANGE, changes)
-        target = writes[0][0] if len(items) == 1 else f"{len(items)} subjects"
-        after: dict[str, Any] = {"inserted": inserted, "updated": updated, "unchanged": unchanged}
-        if len(items) == 1:
-            after["grade"] = dict(zip(("value", "source", "as_of"), writes[0][1:], strict=True))
+        now = now_iso()
+        rows_out = [(u, g.value, g.source, iso_or_none(g.as_of), now, actor) for u, g in writes]
+        await db.executemany(_UPSERT, rows_out)
+        await db.executemany(_HISTORY, rows_out)
+        await db.executemany(_CHANGE, [(u, g.value, now, actor) for u, g in writes])
+        target, after = audit_line(items, writes, result)
         await audit.record(db, actor, "grades.put", target, None, after)
-    return GradeResult(inserted, updated, unchanged)
+    return result
 
 
 async def get(db: aiosqlite.Connection, uscc: str) -> Grade | None:

@@ -9,7 +9,7 @@ from typing import Any, Final
 import asyncpg
 
 from gateway.model import Grade
-from gateway.store.grades import GradeResult, validate
+from gateway.store.grades import GradeResult, audit_line, changed, validate
 from gateway.store.pg import audit
 from gateway.store.pg.rows import INSERT_CHANGES, grade_from_record, iso
 from gateway.store.rows import GRADE_COLUMNS, now_iso
@@ -42,34 +42,17 @@ async def put(
         wanted,
     )
     current: dict[str, tuple[Any, ...]] = {r[0]: (r[1], r[2], iso(r[3])) for r in rows}
-    now = now_iso()
-    writes: list[tuple[str, Grade]] = []
-    inserted = updated = unchanged = 0
-    for uscc, grade in items:
-        value = (grade.value, grade.source, iso(grade.as_of))
-        before = current.get(uscc)
-        if before == value:
-            unchanged += 1
-            continue
-        if before is None:
-            inserted += 1
-        else:
-            updated += 1
-        current[uscc] = value
-        writes.append((uscc, grade))
+    writes, result = changed(items, current)
     if writes:
+        now = now_iso()
         last = dict(writes)
         await conn.execute(_UPSERT, *_columns(list(last.items())), now, actor)
         await conn.execute(_HISTORY, *_columns(writes), now, actor)
         usccs = [u for u, _ in writes]
         await conn.execute(INSERT_CHANGES, usccs, [g.value for _, g in writes], "grade", now, actor)
-        target = writes[0][0] if len(items) == 1 else f"{len(items)} subjects"
-        after: dict[str, Any] = {"inserted": inserted, "updated": updated, "unchanged": unchanged}
-        if len(items) == 1:
-            one = writes[0][1]
-            after["grade"] = {"value": one.value, "source": one.source, "as_of": iso(one.as_of)}
+        target, after = audit_line(items, writes, result)
         await audit.record(conn, actor, "grades.put", target, None, after)
-    return GradeResult(inserted, updated, unchanged)
+    return result
 
 
 def _columns(writes: list[tuple[str, Grade]]) -> tuple[list[Any], ...]:
