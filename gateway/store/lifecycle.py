@@ -15,7 +15,7 @@ and appends a history row and a change row per entry it moves.
 from __future__ import annotations
 
 from datetime import date
-from typing import Final
+from typing import Final, NamedTuple
 
 import aiosqlite
 import msgspec
@@ -31,31 +31,61 @@ FROM_OBJECTION: Final = frozenset({OBJECTION_PENDING})
 FROM_LIVE: Final = frozenset({ACTIVE, OBJECTION_PENDING})
 
 
-async def transition(
-    db: aiosqlite.Connection,
-    entry_id: str,
-    allowed_from: frozenset[str],
-    wanted: EntryStatus,
-    actor: str,
-    note: str = "",
-    details: dict[str, str] | None = None,
-) -> ListEntry:
-    """Move one entry from one of ``allowed_from`` to ``wanted``, with history and change."""
+class Move(NamedTuple):
+    """One status change of an entry, whatever the store: the statuses it may leave, the
+    one it reaches, and the note and details its history row and audit line record."""
+
+    allowed_from: frozenset[str]
+    wanted: EntryStatus
+    note: str = ""
+    details: dict[str, str] | None = None
+
+    def check(self, entry: ListEntry) -> None:
+        if entry.status not in self.allowed_from:
+            raise InvalidTransition(entry.entry_id, entry.status, self.wanted, self.allowed_from)
+
+    def audit(self, entry: ListEntry) -> tuple[dict[str, str], dict[str, str]]:
+        """The audit line's ``before`` and ``after``."""
+        before = {"uscc": entry.uscc, "list_type": entry.list_type, "status": entry.status}
+        return before, {"status": self.wanted, "note": self.note, **(self.details or {})}
+
+
+def objection(opened_on: date, note: str) -> Move:
+    return Move(FROM_ACTIVE, "objection_pending", note, {"opened_on": opened_on.isoformat()})
+
+
+def resolution(upheld: bool, note: str) -> Move:
+    wanted: EntryStatus = "revoked" if upheld else "active"
+    return Move(FROM_OBJECTION, wanted, note, {"upheld": "true" if upheld else "false"})
+
+
+def repair(repaired_on: date, decision_no: str) -> Move:
+    details = {"repaired_on": repaired_on.isoformat(), "decision_no": decision_no}
+    return Move(FROM_LIVE, "repaired", "", details)
+
+
+def revocation(note: str) -> Move:
+    return Move(FROM_LIVE, "revoked", note)
+
+
+async def transition(db: aiosqlite.Connection, entry_id: str, move: Move, actor: str) -> ListEntry:
+    """Make ``move`` on one entry, with history, change and audit line."""
     entry = await entries.get(db, entry_id)
     if entry is None:
         raise EntryNotFound(entry_id)
-    if entry.status not in allowed_from:
-        raise InvalidTransition(entry_id, entry.status, wanted, allowed_from)
+    move.check(entry)
     now = now_iso()
     await db.execute(
-        "UPDATE entries SET status = ?, updated_at = ? WHERE entry_id = ?", (wanted, now, entry_id)
+        "UPDATE entries SET status = ?, updated_at = ? WHERE entry_id = ?",
+        (move.wanted, now, entry_id),
     )
-    await db.execute(INSERT_HISTORY, (entry_id, wanted, now, actor, note, to_json(details or {})))
+    await db.execute(
+        INSERT_HISTORY,
+        (entry_id, move.wanted, now, actor, move.note, to_json(move.details or {})),
+    )
     await db.execute(INSERT_CHANGE, (entry.uscc, "entry", entry_id, now, actor))
-    before = {"uscc": entry.uscc, "list_type": entry.list_type, "status": entry.status}
-    after = {"status": wanted, "note": note, **(details or {})}
-    await audit.record(db, actor, f"entry.{wanted}", entry_id, before, after)
-    return msgspec.structs.replace(entry, status=wanted)
+    await audit.record(db, actor, f"entry.{move.wanted}", entry_id, *move.audit(entry))
+    return msgspec.structs.replace(entry, status=move.wanted)
 
 
 async def mark_expired(db: aiosqlite.Connection, today: date, actor: str, limit: int) -> int:
@@ -85,29 +115,3 @@ async def mark_expired(db: aiosqlite.Connection, today: date, actor: str, limit:
     )
     await db.executemany(INSERT_CHANGE, [(r[1], "entry", r[0], now, actor) for r in due])
     return len(due)
-
-
-async def open_objection(
-    db: aiosqlite.Connection, entry_id: str, opened_on: date, note: str, actor: str
-) -> ListEntry:
-    details = {"opened_on": opened_on.isoformat()}
-    return await transition(db, entry_id, FROM_ACTIVE, "objection_pending", actor, note, details)
-
-
-async def resolve_objection(
-    db: aiosqlite.Connection, entry_id: str, upheld: bool, note: str, actor: str
-) -> ListEntry:
-    wanted: EntryStatus = "revoked" if upheld else "active"
-    details = {"upheld": "true" if upheld else "false"}
-    return await transition(db, entry_id, FROM_OBJECTION, wanted, actor, note, details)
-
-
-async def repair(
-    db: aiosqlite.Connection, entry_id: str, repaired_on: date, decision_no: str, actor: str
-) -> ListEntry:
-    details = {"repaired_on": repaired_on.isoformat(), "decision_no": decision_no}
-    return await transition(db, entry_id, FROM_LIVE, "repaired", actor, "", details)
-
-
-async def revoke(db: aiosqlite.Connection, entry_id: str, note: str, actor: str) -> ListEntry:
-    return await transition(db, entry_id, FROM_LIVE, "revoked", actor, note)

@@ -35,6 +35,7 @@ from gateway.store import (
     reports,
     schema,
 )
+from gateway.store import lifecycle as moves
 from gateway.store.callers import KeyInForce, KeyLimits
 from gateway.store.checks import StoredCheck
 from gateway.store.entries import UpsertCounts, UpsertResult
@@ -263,7 +264,7 @@ class Store:
     ) -> ListEntry:
         """active → objection_pending: its punishments are suspended while it is verified."""
         return await self._write(
-            lambda db: lifecycle.open_objection(db, entry_id, opened_on, note, actor)
+            lambda db: lifecycle.transition(db, entry_id, moves.objection(opened_on, note), actor)
         )
 
     async def resolve_objection(
@@ -271,7 +272,7 @@ class Store:
     ) -> ListEntry:
         """objection_pending → revoked if upheld (the listing was wrong), else → active."""
         return await self._write(
-            lambda db: lifecycle.resolve_objection(db, entry_id, upheld, note, actor)
+            lambda db: lifecycle.transition(db, entry_id, moves.resolution(upheld, note), actor)
         )
 
     async def repair(
@@ -279,12 +280,16 @@ class Store:
     ) -> ListEntry:
         """active or objection_pending → repaired (信用修复)."""
         return await self._write(
-            lambda db: lifecycle.repair(db, entry_id, repaired_on, decision_no, actor)
+            lambda db: lifecycle.transition(
+                db, entry_id, moves.repair(repaired_on, decision_no), actor
+            )
         )
 
     async def revoke(self, entry_id: str, note: str, actor: str) -> ListEntry:
         """active or objection_pending → revoked."""
-        return await self._write(lambda db: lifecycle.revoke(db, entry_id, note, actor))
+        return await self._write(
+            lambda db: lifecycle.transition(db, entry_id, moves.revocation(note), actor)
+        )
 
     async def mark_expired(self, today: date, actor: str, *, batch: int = 5_000) -> int:
         """Every active entry with ``expires_on < today`` → expired; returns how many.

@@ -10,9 +10,9 @@ from typing import Final
 import asyncpg
 import msgspec
 
-from gateway.model import EntryStatus, ListEntry
-from gateway.store.errors import EntryNotFound, InvalidTransition
-from gateway.store.lifecycle import FROM_ACTIVE, FROM_LIVE, FROM_OBJECTION
+from gateway.model import ListEntry
+from gateway.store.errors import EntryNotFound
+from gateway.store.lifecycle import Move
 from gateway.store.pg import audit
 from gateway.store.pg.rows import INSERT_CHANGES, INSERT_HISTORY, entry_from_record
 from gateway.store.rows import ENTRY_COLUMNS, now_iso, to_json
@@ -20,35 +20,27 @@ from gateway.store.rows import ENTRY_COLUMNS, now_iso, to_json
 _LOCK_ENTRY: Final = f"SELECT {ENTRY_COLUMNS} FROM entries WHERE entry_id = $1 FOR UPDATE"
 
 
-async def transition(
-    conn: asyncpg.Connection,
-    entry_id: str,
-    allowed_from: frozenset[str],
-    wanted: EntryStatus,
-    actor: str,
-    note: str = "",
-    details: dict[str, str] | None = None,
-) -> ListEntry:
-    """Move one entry from one of ``allowed_from`` to ``wanted``, with history, change
-    and audit line."""
+async def transition(conn: asyncpg.Connection, entry_id: str, move: Move, actor: str) -> ListEntry:
+    """Make ``move`` on one entry, with history, change and audit line."""
     row = await conn.fetchrow(_LOCK_ENTRY, entry_id)
     if row is None:
         raise EntryNotFound(entry_id)
     entry = entry_from_record(row)
-    if entry.status not in allowed_from:
-        raise InvalidTransition(entry_id, entry.status, wanted, allowed_from)
+    move.check(entry)
     now = now_iso()
     await conn.execute(
-        "UPDATE entries SET status = $1, updated_at = $2 WHERE entry_id = $3", wanted, now, entry_id
+        "UPDATE entries SET status = $1, updated_at = $2 WHERE entry_id = $3",
+        move.wanted,
+        now,
+        entry_id,
     )
+    details = to_json(move.details or {})
     await conn.execute(
-        INSERT_HISTORY, [entry_id], [wanted], [now], [actor], [note], [to_json(details or {})]
+        INSERT_HISTORY, [entry_id], [move.wanted], [now], [actor], [move.note], [details]
     )
     await conn.execute(INSERT_CHANGES, [entry.uscc], [entry_id], "entry", now, actor)
-    before = {"uscc": entry.uscc, "list_type": entry.list_type, "status": entry.status}
-    after = {"status": wanted, "note": note, **(details or {})}
-    await audit.record(conn, actor, f"entry.{wanted}", entry_id, before, after)
-    return msgspec.structs.replace(entry, status=wanted)
+    await audit.record(conn, actor, f"entry.{move.wanted}", entry_id, *move.audit(entry))
+    return msgspec.structs.replace(entry, status=move.wanted)
 
 
 async def mark_expired(conn: asyncpg.Connection, today: date, actor: str, limit: int) -> int:
@@ -80,29 +72,3 @@ async def mark_expired(conn: asyncpg.Connection, today: date, actor: str, limit:
     )
     await conn.execute(INSERT_CHANGES, [r[1] for r in due], ids, "entry", now, actor)
     return count
-
-
-async def open_objection(
-    conn: asyncpg.Connection, entry_id: str, opened_on: date, note: str, actor: str
-) -> ListEntry:
-    details = {"opened_on": opened_on.isoformat()}
-    return await transition(conn, entry_id, FROM_ACTIVE, "objection_pending", actor, note, details)
-
-
-async def resolve_objection(
-    conn: asyncpg.Connection, entry_id: str, upheld: bool, note: str, actor: str
-) -> ListEntry:
-    wanted: EntryStatus = "revoked" if upheld else "active"
-    details = {"upheld": "true" if upheld else "false"}
-    return await transition(conn, entry_id, FROM_OBJECTION, wanted, actor, note, details)
-
-
-async def repair(
-    conn: asyncpg.Connection, entry_id: str, repaired_on: date, decision_no: str, actor: str
-) -> ListEntry:
-    details = {"repaired_on": repaired_on.isoformat(), "decision_no": decision_no}
-    return await transition(conn, entry_id, FROM_LIVE, "repaired", actor, "", details)
-
-
-async def revoke(conn: asyncpg.Connection, entry_id: str, note: str, actor: str) -> ListEntry:
-    return await transition(conn, entry_id, FROM_LIVE, "revoked", actor, note)

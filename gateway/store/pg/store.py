@@ -22,6 +22,7 @@ from typing import Any, Final, TypeVar
 import asyncpg
 
 from gateway.model import Caller, EntryInput, Grade, ListEntry, StatusChange
+from gateway.store import lifecycle as moves
 from gateway.store.callers import KeyInForce, KeyLimits, normalize_scopes
 from gateway.store.entries import UpsertResult
 from gateway.store.grades import GradeResult
@@ -165,7 +166,7 @@ class PgStore:
     ) -> ListEntry:
         """active → objection_pending: its punishments are suspended while it is verified."""
         return await self._write(
-            lambda db: lifecycle.open_objection(db, entry_id, opened_on, note, actor)
+            lambda db: lifecycle.transition(db, entry_id, moves.objection(opened_on, note), actor)
         )
 
     async def resolve_objection(
@@ -173,7 +174,7 @@ class PgStore:
     ) -> ListEntry:
         """objection_pending → revoked if upheld (the listing was wrong), else → active."""
         return await self._write(
-            lambda db: lifecycle.resolve_objection(db, entry_id, upheld, note, actor)
+            lambda db: lifecycle.transition(db, entry_id, moves.resolution(upheld, note), actor)
         )
 
     async def repair(
@@ -181,12 +182,16 @@ class PgStore:
     ) -> ListEntry:
         """active or objection_pending → repaired (信用修复)."""
         return await self._write(
-            lambda db: lifecycle.repair(db, entry_id, repaired_on, decision_no, actor)
+            lambda db: lifecycle.transition(
+                db, entry_id, moves.repair(repaired_on, decision_no), actor
+            )
         )
 
     async def revoke(self, entry_id: str, note: str, actor: str) -> ListEntry:
         """active or objection_pending → revoked."""
-        return await self._write(lambda db: lifecycle.revoke(db, entry_id, note, actor))
+        return await self._write(
+            lambda db: lifecycle.transition(db, entry_id, moves.revocation(note), actor)
+        )
 
     async def mark_expired(self, today: date, actor: str, *, batch: int = 5_000) -> int:
         """Every active entry with ``expires_on < today`` → expired; returns how many,
