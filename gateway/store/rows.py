@@ -63,13 +63,19 @@ def date_or_none(text: str | None) -> date | None:
 
 
 def entry_from_row(row: Sequence[Any]) -> ListEntry:
-    """A :class:`ListEntry` from a row selected with :data:`ENTRY_COLUMNS`."""
+    """A :class:`ListEntry` from a row selected with :data:`ENTRY_COLUMNS` (dates as ISO text)."""
+    return entry_from_values(row, date.fromisoformat(row[3]), date_or_none(row[4]))
+
+
+def entry_from_values(row: Sequence[Any], listed_on: date, expires_on: date | None) -> ListEntry:
+    """A :class:`ListEntry` from a row selected with :data:`ENTRY_COLUMNS`, its two dates
+    already read (each backend stores them its own way)."""
     return ListEntry(
         entry_id=row[0],
         uscc=row[1],
         list_type=row[2],
-        listed_on=date.fromisoformat(row[3]),
-        expires_on=None if row[4] is None else date.fromisoformat(row[4]),
+        listed_on=listed_on,
+        expires_on=expires_on,
         status=row[5],
         subject_name=row[6],
         authority=row[7],

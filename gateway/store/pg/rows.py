@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any, Final
 
 from gateway.model import Grade, ListEntry
+from gateway.store.rows import entry_from_values
 
 #: ``INSERT INTO changes`` of many rows in one statement, in the order given (``$1``
 #: usccs, ``$2`` refs; ``$3`` kind, ``$4`` at, ``$5`` actor): identities are drawn in the
@@ -34,22 +35,9 @@ def iso(day: date | None) -> str | None:
 
 
 def entry_from_record(row: Sequence[Any]) -> ListEntry:
-    """A :class:`ListEntry` from a row selected with :data:`gateway.store.rows.ENTRY_COLUMNS`."""
-    return ListEntry(
-        entry_id=row[0],
-        uscc=row[1],
-        list_type=row[2],
-        listed_on=row[3],
-        expires_on=row[4],
-        status=row[5],
-        subject_name=row[6],
-        authority=row[7],
-        reason=row[8],
-        basis=row[9],
-        document_no=row[10],
-        source=row[11],
-        source_id=row[12] or "",
-    )
+    """A :class:`ListEntry` from a row selected with :data:`gateway.store.rows.ENTRY_COLUMNS`
+    (its dates are ``date`` already)."""
+    return entry_from_values(row, row[3], row[4])
 
 
 def grade_from_record(row: Sequence[Any]) -> Grade:
