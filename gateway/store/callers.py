@@ -8,7 +8,7 @@ generation moves, so a revocation is in force everywhere within their poll inter
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -200,25 +200,25 @@ async def _in_force(db: aiosqlite.Connection, key_id: str) -> dict[str, Any]:
     return found
 
 
+#: The keys not revoked, as :func:`key_in_force` reads them (the same SQL on both backends).
+KEYS_IN_FORCE: Final = (
+    "SELECT k.key_id, k.salt, k.key_hash, c.caller_id, c.name, c.department, k.scopes, "
+    "k.expires_at, k.rate_per_second, k.burst "
+    "FROM api_keys AS k JOIN callers AS c USING (caller_id) WHERE k.revoked_at IS NULL"
+)
+
+
+def key_in_force(r: Sequence[Any]) -> KeyInForce:
+    """A row of :data:`KEYS_IN_FORCE`."""
+    expires = None if r[7] is None else datetime.fromisoformat(r[7]).timestamp()
+    return KeyInForce(
+        r[0], r[1], r[2], Caller(r[3], r[4], r[5], scopes_set(r[6]), r[0]), expires, r[8], r[9]
+    )
+
+
 async def keys_in_force(db: aiosqlite.Connection) -> dict[str, KeyInForce]:
     """Every key not revoked (expired ones too: :class:`KeyInForce` says when), by id."""
-    rows = await db.execute_fetchall(
-        "SELECT k.key_id, k.salt, k.key_hash, c.caller_id, c.name, c.department, k.scopes, "
-        "k.expires_at, k.rate_per_second, k.burst "
-        "FROM api_keys AS k JOIN callers AS c USING (caller_id) WHERE k.revoked_at IS NULL"
-    )
-    return {
-        r[0]: KeyInForce(
-            r[0],
-            r[1],
-            r[2],
-            Caller(r[3], r[4], r[5], scopes_set(r[6]), r[0]),
-            None if r[7] is None else datetime.fromisoformat(r[7]).timestamp(),
-            r[8],
-            r[9],
-        )
-        for r in rows
-    }
+    return {r[0]: key_in_force(r) for r in await db.execute_fetchall(KEYS_IN_FORCE)}
 
 
 async def revoke_key(db: aiosqlite.Connection, key_id: str, actor: str) -> bool:

@@ -15,12 +15,13 @@ from gateway.model import Caller
 from gateway.store.callers import (
     KEY_COLUMNS,
     KEYS_CONTROL,
+    KEYS_IN_FORCE,
     KeyInForce,
     KeyLimits,
     KeyNotFound,
     iso_instant,
+    key_in_force,
     key_row,
-    scopes_set,
     scopes_text,
 )
 from gateway.store.keys import key_digest, new_key, new_salt
@@ -138,23 +139,7 @@ async def create_key(
 
 async def keys_in_force(conn: asyncpg.Connection) -> dict[str, KeyInForce]:
     """Every key not revoked (expired ones too: :class:`KeyInForce` says when), by id."""
-    rows = await conn.fetch(
-        "SELECT k.key_id, k.salt, k.key_hash, c.caller_id, c.name, c.department, k.scopes, "
-        "k.expires_at, k.rate_per_second, k.burst "
-        "FROM api_keys AS k JOIN callers AS c USING (caller_id) WHERE k.revoked_at IS NULL"
-    )
-    return {
-        r[0]: KeyInForce(
-            r[0],
-            r[1],
-            r[2],
-            Caller(r[3], r[4], r[5], scopes_set(r[6]), r[0]),
-            None if r[7] is None else datetime.fromisoformat(r[7]).timestamp(),
-            r[8],
-            r[9],
-        )
-        for r in rows
-    }
+    return {r[0]: key_in_force(r) for r in await conn.fetch(KEYS_IN_FORCE)}
 
 
 async def revoke_key(conn: asyncpg.Connection, key_id: str, actor: str) -> bool:
