@@ -18,6 +18,9 @@ import asyncpg
 from gateway.store import SchemaError, Store, schema
 from gateway.store.pg import is_postgres_url, upgrade
 
+#: What a store that cannot be reached, read or migrated raises: reported, not a traceback.
+STORE_ERRORS = (SchemaError, OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
+
 
 async def run_migrate(db: str) -> str:
     """Apply the missing migrations to ``db`` (a ``postgresql://`` or ``postgres://`` URL,
@@ -55,13 +58,7 @@ def migrate_command(db: str) -> int:
     database's URL, which may hold a password, is not part of the line)."""
     try:
         print(asyncio.run(run_migrate(db)))
-    except (
-        SchemaError,
-        OSError,
-        sqlite3.Error,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-    ) as exc:
+    except STORE_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -82,14 +79,7 @@ def copy_command(sqlite_path: str, dsn: str) -> int:
     print(f"copying {sqlite_path} into PostgreSQL (one transaction) ...")
     try:
         copied = asyncio.run(copy_store(sqlite_path, dsn, show))
-    except (
-        CopyError,
-        SchemaError,
-        OSError,
-        sqlite3.Error,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-    ) as exc:
+    except (CopyError, *STORE_ERRORS) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     total = sum(table.rows for table in copied)
