@@ -89,7 +89,7 @@ class Runtime:
             await self.scale_out.start()
         else:
             self.follower = feed.ChangeFollower(self.store, self.snapshot, settings.poll_interval)
-            self.follower.start()
+        self.follower.start()
         self.keys.start()
         self.catalogs = CatalogReloader(self, settings.poll_interval * 5)
         await self.catalogs.start()
@@ -123,10 +123,9 @@ class Runtime:
         await self.publisher.stop()
         await self.expiry.periodic.stop()
         await self.catalogs.watch.stop()
+        await self.follower.stop()
         if self.scale_out is not None:
             await self.scale_out.stop()
-        else:
-            await self.follower.stop()
         await self.snapshot.close()
         await self.keys.stop()
         await self.recorder.stop()

@@ -269,15 +269,14 @@ class ScaleOut:
         )
 
     async def start(self) -> None:
-        """Catch up from the stream (the snapshot was just built or read), then follow it
-        and relay the store's changes to it."""
+        """Catch up from the stream (the snapshot was just built or read) and relay the
+        store's changes to it; the runtime starts :attr:`follower` as it starts any."""
         await self.follower.catch_up()
-        self.follower.start()
         self.relay.start()
 
     async def stop(self) -> None:
+        """Stop the relay and close the clients (after the runtime stopped the follower)."""
         await self.relay.stop()
-        await self.follower.stop()
         await self._commands.aclose()
         await self._blocking.aclose()
         await asyncio.to_thread(self._transfer.close)
