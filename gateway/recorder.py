@@ -12,6 +12,10 @@ the record is durable. Two paths lead there:
   and resolves them: the fsync, the slow part, is shared and off the loop.
   Measured, this doubles a worker's throughput against the writer thread
   below, whose commits wait for CPU and the GIL behind the requests.
+* **pipelined** (when a ``batch_writer_factory`` is given: PostgreSQL): each turn's
+  records go as one batch, awaited in the loop, several batches in flight at once on
+  the writer's connections; the server makes each durable before its commit returns
+  (see ``gateway.pipeline``). No thread, no lock to wait for.
 * the **writer thread**: when the lock is held elsewhere (another worker, an
   import, the upkeep) the inline attempt gives up at once and the batch goes
   to a thread that waits for the lock, inserts and commits (with its own
@@ -23,24 +27,24 @@ If a batch cannot be committed its futures fail, so no caller is told a
 record is durable when it is not. ``stop`` refuses new records, flushes what
 is queued and closes the writer.
 
-A second thread does the upkeep (indexing by subject, WAL checkpoints) every
-second, indexing only while the recorder is idle (see ``store.maintenance``).
+The upkeep (indexing by subject, roll-ups, WAL checkpoints) runs every second,
+indexing only while the recorder is idle (see ``gateway.upkeep``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from gateway import upkeep
 from gateway.model import CheckRecord, FeedbackRecord
+from gateway.pipeline import BatchWriter, Pipeline
 from gateway.walsync import WalSyncer
 
 log = logging.getLogger(__name__)
@@ -57,12 +61,6 @@ Pending = tuple[CheckRecord | FeedbackRecord, asyncio.Future[bool]]
 
 class Writer(Protocol):
     def write(self, checks: list[CheckRecord], feedback: list[FeedbackRecord]) -> list[bool]: ...
-
-    def close(self) -> None: ...
-
-
-class Upkeep(Protocol):
-    def run_once(self, *, busy: bool | Callable[[], bool] = False) -> int: ...
 
     def close(self) -> None: ...
 
@@ -88,17 +86,23 @@ class RecorderFull(Exception):
 class Recorder:
     def __init__(
         self,
-        writer_factory: Callable[[], Writer],
+        writer_factory: Callable[[], Writer] | None,
         *,
-        upkeep_factory: Callable[[], Upkeep] | None = None,
+        upkeep_factory: Callable[[], upkeep.Upkeep] | None = None,
         upkeep_interval: float = 1.0,
         max_queue: int = 20_000,
         max_batch: int = 1_000,
         inline_factory: Callable[[], InlineWriter] | None = None,
         durable: bool = True,
         on_batch: Callable[[int, float], None] | None = None,
+        batch_writer_factory: Callable[[], Awaitable[BatchWriter]] | None = None,
+        async_upkeep_factory: Callable[[], Awaitable[upkeep.AsyncUpkeep]] | None = None,
     ) -> None:
+        if (writer_factory is None) == (batch_writer_factory is None):
+            raise ValueError("give a writer_factory or a batch_writer_factory, not both")
         self._writer_factory = writer_factory
+        self._batch_writer_factory = batch_writer_factory
+        self._pipeline: Pipeline[Pending] | None = None
         self._inline_factory = inline_factory
         self._inline: InlineWriter | None = None
         self._durable = durable
@@ -117,9 +121,9 @@ class Recorder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._upkeep_factory = upkeep_factory
+        self._async_upkeep_factory = async_upkeep_factory
         self._upkeep_interval = upkeep_interval
         self._upkeep_task: asyncio.Task[None] | None = None
-        self._upkeep_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upkeep")
         self._accepting = False
         self.batches = 0
         self.records = 0
@@ -130,10 +134,21 @@ class Recorder:
     def depth(self) -> int:
         """Records submitted and not yet durable."""
         waiting_sync = self._syncer.depth if self._syncer is not None else 0
-        return len(self._queue) + len(self._turn) + waiting_sync
+        in_pipeline = self._pipeline.depth if self._pipeline is not None else 0
+        return len(self._queue) + len(self._turn) + waiting_sync + in_pipeline
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self._batch_writer_factory is not None:
+            self._pipeline = Pipeline(
+                await self._batch_writer_factory(),
+                began=self._began,
+                done=self._committed,
+                failed=self._failed,
+                max_batch=self.max_batch,
+            )
+            self._start_accepting()
+            return
         started: asyncio.Future[None] = self._loop.create_future()
         self._thread = threading.Thread(
             target=self._write_loop, args=(started,), name="recorder", daemon=True
@@ -147,9 +162,18 @@ class Recorder:
                     self._loop, self._inline, self._committed, self._failed, self._sync_idle
                 )
                 self._syncer.start()
+        self._start_accepting()
+
+    def _start_accepting(self) -> None:
         self._accepting = True
+        interval = self._upkeep_interval
         if self._upkeep_factory is not None:
-            self._upkeep_task = asyncio.create_task(self._upkeep(), name="recorder-upkeep")
+            run = upkeep.in_thread(self._upkeep_factory, interval, self.busy)
+        elif self._async_upkeep_factory is not None:
+            run = upkeep.in_loop(self._async_upkeep_factory, interval, self.busy)
+        else:
+            return
+        self._upkeep_task = asyncio.create_task(run, name="recorder-upkeep")
 
     def submit(self, record: CheckRecord | FeedbackRecord) -> asyncio.Future[bool]:
         """Queue a record; the future resolves (True for a new feedback) once committed."""
@@ -170,6 +194,9 @@ class Recorder:
         return futures
 
     def _enqueue(self, pending: list[Pending]) -> None:
+        if self._pipeline is not None:
+            self._pipeline.add(pending)
+            return
         if self._inline is not None and not self._queue:  # the thread has nothing waiting
             self._turn.extend(pending)
             if not self._turn_scheduled:
@@ -222,7 +249,7 @@ class Recorder:
         ):
             return  # _sync_idle commits them
         batch, self._turn = self._turn, []
-        self._writing[id(batch)] = time.perf_counter()
+        self._began(batch)
         assert self._inline is not None
         checks = [r for r, _ in batch if isinstance(r, CheckRecord)]
         feedback = [r for r, _ in batch if isinstance(r, FeedbackRecord)]
@@ -250,7 +277,10 @@ class Recorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._upkeep_task
             self._upkeep_task = None
-        self._upkeep_executor.shutdown(wait=True)
+        if self._pipeline is not None:
+            await self._pipeline.close()
+            await asyncio.sleep(0)
+            return
         self._flush_turn()
         if self._syncer is not None:
             await self._syncer.stop()
@@ -269,6 +299,7 @@ class Recorder:
     def _write_loop(self, started: asyncio.Future[None]) -> None:
         loop = self._loop
         assert loop is not None
+        assert self._writer_factory is not None
         try:
             writer = self._writer_factory()
         except BaseException as exc:
@@ -286,7 +317,7 @@ class Recorder:
                         self._work.wait()
                     continue
                 batch = [queue.popleft() for _ in range(min(self.max_batch, len(queue)))]
-                self._writing[id(batch)] = time.perf_counter()
+                self._began(batch)
                 checks = [r for r, _ in batch if isinstance(r, CheckRecord)]
                 feedback = [r for r, _ in batch if isinstance(r, FeedbackRecord)]
                 try:
@@ -297,6 +328,9 @@ class Recorder:
                     loop.call_soon_threadsafe(self._committed, batch, inserted)
         finally:
             writer.close()
+
+    def _began(self, batch: list[Pending]) -> None:
+        self._writing[id(batch)] = time.perf_counter()
 
     def _committed(self, batch: list[Pending], inserted: list[bool]) -> None:
         began = self._writing.pop(id(batch), None)
@@ -324,23 +358,6 @@ class Recorder:
     def busy(self) -> bool:
         """Whether this recorder committed lately (asked from the upkeep's thread too)."""
         return time.monotonic() - self.last_write < IDLE_AFTER
-
-    async def _upkeep(self) -> None:
-        """Index and checkpoint what was recorded, on a thread of its own, every interval."""
-        assert self._upkeep_factory is not None
-        loop = asyncio.get_running_loop()
-        upkeep = await loop.run_in_executor(self._upkeep_executor, self._upkeep_factory)
-        try:
-            while True:
-                await asyncio.sleep(self._upkeep_interval)
-                try:
-                    await loop.run_in_executor(
-                        self._upkeep_executor, functools.partial(upkeep.run_once, busy=self.busy)
-                    )
-                except Exception as exc:  # upkeep never stops the recording itself
-                    log.warning("recorder upkeep failed: %s", exc)
-        finally:
-            await asyncio.shield(loop.run_in_executor(self._upkeep_executor, upkeep.close))
 
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
