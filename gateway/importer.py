@@ -10,7 +10,12 @@ its size:
 2. unless a row was rejected (and ``allow_partial`` is off), **apply** the
    staged rows in chunks of ``chunk`` rows, one short transaction each, so
    that the recorder's group commits are never held up for long. Entries are
-   applied by set operations inside SQLite (:meth:`Store.apply_staging`).
+   applied by set operations inside the database (``apply_staging`` of
+   :class:`~gateway.store.Store` or :class:`~gateway.store.pg.PgStore`).
+
+The staging file goes to ``staging_dir``: by default beside a SQLite store's
+file (the same disk, with room for the data), or the system's temporary
+directory when the store is PostgreSQL's, which has no file.
 
 A failure in the middle of pass 2 (the disk, the process) leaves the chunks
 before it applied; importing the same file again finishes the job, since an
@@ -37,8 +42,9 @@ from adapters.sources.mapping import Mapping as SourceMapping
 from gateway.lists import ImportSummary, Rejection, parse_entry, parse_grade
 from gateway.model import EntryInput, Grade
 from gateway.privacy import redact
-from gateway.store import Store
+from gateway.store.backend import AnyStore
 from gateway.store.staging import StagingFile
+from gateway.store.store import Store
 from measures_catalog import Catalog
 
 Kind = Literal["entries", "grades"]
@@ -56,6 +62,9 @@ class ImportOptions(msgspec.Struct, frozen=True, kw_only=True):
     report: Path | None = None
     chunk: int = 10_000
     actor: str = "import"
+    #: Where the staging file goes (about the size of the valid rows, deleted after the
+    #: import); None: beside a SQLite store's file, else the system's temporary directory.
+    staging_dir: Path | None = None
 
 
 def _rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, Mapping[str, Any]]]:
@@ -134,7 +143,7 @@ class _GradeStaging:
 
 
 async def import_file(
-    store: Store,
+    store: AnyStore,
     catalog: Catalog,
     path: Path,
     options: ImportOptions | None = None,
@@ -147,7 +156,7 @@ async def import_file(
     started = time.monotonic()
     report = _Report(options.report)
     staging: StagingFile | _GradeStaging = (
-        _GradeStaging() if options.kind == "grades" else StagingFile(store.path.parent)
+        _GradeStaging() if options.kind == "grades" else StagingFile(_staging_dir(store, options))
     )
     try:
         rejected: list[Rejection] = []
@@ -184,8 +193,14 @@ async def import_file(
         staging.close()
 
 
+def _staging_dir(store: AnyStore, options: ImportOptions) -> Path | None:
+    if options.staging_dir is not None:
+        return options.staging_dir
+    return store.path.parent if isinstance(store, Store) else None
+
+
 async def _apply_entries(
-    store: Store,
+    store: AnyStore,
     staging: StagingFile,
     options: ImportOptions,
     summary: ImportSummary,
@@ -201,7 +216,7 @@ async def _apply_entries(
 
 
 async def _apply_grades(
-    store: Store,
+    store: AnyStore,
     staging: _GradeStaging,
     options: ImportOptions,
     summary: ImportSummary,

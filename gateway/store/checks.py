@@ -12,7 +12,7 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -24,12 +24,12 @@ from gateway.model import CheckRecord, FeedbackRecord, MeasureFeedback
 from gateway.store import schema
 from gateway.store.rows import to_json
 
-_CHECK_COLUMNS: Final = (
+CHECK_COLUMNS: Final = (
     "check_id, caller_id, matter, uscc, verdict, hit_ids, measures, snapshot_version, "
     "catalog_version, checked_at, latency_us, response, matter_code, case_ref, batch_id"
 )
 _INSERT_CHECK: Final = (
-    f"INSERT INTO checks ({_CHECK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO checks ({CHECK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: Checks per INSERT statement (15 columns each, well under SQLite's 32,766 variables).
 _ROWS_PER_INSERT: Final = 500
@@ -43,11 +43,11 @@ def _insert_checks_sql(rows: int) -> str:
     return _INSERT_CHECK + ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
 
 
-_FEEDBACK_COLUMNS: Final = (
+FEEDBACK_COLUMNS: Final = (
     "check_id, caller_id, measures, outcome, handled_by, handled_at, received_at, body"
 )
 _INSERT_FEEDBACK: Final = (
-    f"INSERT INTO feedback ({_FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO feedback ({FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (check_id) DO NOTHING"
 )
 
@@ -60,7 +60,8 @@ class StoredCheck(CheckRecord, frozen=True, kw_only=True):
     """A check as the store holds it: every column of ``checks`` (a :class:`CheckRecord`)."""
 
 
-def _check_params(c: CheckRecord) -> tuple[Any, ...]:
+def check_params(c: CheckRecord) -> tuple[Any, ...]:
+    """The values of :data:`CHECK_COLUMNS` for ``c`` (JSON columns encoded)."""
     return (
         c.check_id,
         c.caller_id,
@@ -80,7 +81,8 @@ def _check_params(c: CheckRecord) -> tuple[Any, ...]:
     )
 
 
-def _feedback_params(f: FeedbackRecord) -> tuple[Any, ...]:
+def feedback_params(f: FeedbackRecord) -> tuple[Any, ...]:
+    """The values of :data:`FEEDBACK_COLUMNS` for ``f`` (JSON columns encoded)."""
     return (
         f.check_id,
         f.caller_id,
@@ -190,10 +192,10 @@ class CheckWriter:
                 chunk = checks[start : start + _ROWS_PER_INSERT]
                 conn.execute(
                     _insert_checks_sql(len(chunk)),
-                    [value for c in chunk for value in _check_params(c)],
+                    [value for c in chunk for value in check_params(c)],
                 )
             inserted = [
-                conn.execute(_INSERT_FEEDBACK, _feedback_params(f)).rowcount == 1 for f in feedback
+                conn.execute(_INSERT_FEEDBACK, feedback_params(f)).rowcount == 1 for f in feedback
             ]
             conn.execute("COMMIT")
         except BaseException:
@@ -241,7 +243,8 @@ class CheckWriter:
         self.close()
 
 
-def _stored_check(r: Sequence[Any]) -> StoredCheck:
+def stored_check(r: Sequence[Any]) -> StoredCheck:
+    """A :class:`StoredCheck` from a row selected with :data:`CHECK_COLUMNS` (either backend)."""
     return StoredCheck(
         check_id=r[0],
         caller_id=r[1],
@@ -264,10 +267,33 @@ def _stored_check(r: Sequence[Any]) -> StoredCheck:
 async def get_check(db: aiosqlite.Connection, check_id: str) -> StoredCheck | None:
     rows = list(
         await db.execute_fetchall(
-            f"SELECT {_CHECK_COLUMNS} FROM checks WHERE check_id = ?", (check_id,)
+            f"SELECT {CHECK_COLUMNS} FROM checks WHERE check_id = ?", (check_id,)
         )
     )
-    return _stored_check(rows[0]) if rows else None
+    return stored_check(rows[0]) if rows else None
+
+
+async def walk_subject_index(
+    ids: list[str],
+    first: date | None,
+    last: date | None,
+    limit: int,
+    days: int,
+    indexed: Callable[[date, int], Awaitable[list[str]]],
+) -> list[str]:
+    """``ids`` (the subject's checks recorded since the indexing mark, newest first) followed
+    by its indexed ones, day by day from ``last`` (the newest day indexed) back to ``first``
+    (the oldest), at most ``days`` days back, until there are ``limit``: ``indexed(day, n)``
+    is the day's newest ``n`` (one index seek a day). Backend-neutral: each store gives its
+    own ``indexed``."""
+    if first is None or last is None:  # nothing indexed yet
+        return ids[:limit]
+    for back in range(days + 1):
+        day = last - timedelta(days=back)
+        if len(ids) >= limit or day < first:
+            break
+        ids.extend(i for i in await indexed(day, limit - len(ids)) if i not in ids)
+    return ids[:limit]
 
 
 async def recent_checks(
@@ -286,40 +312,41 @@ async def recent_checks(
         )
     ]
     bounds = list(await db.execute_fetchall("SELECT min(day), max(day) FROM subject_checks"))
-    first: str = bounds[0][0] or ""
-    last: str = bounds[0][1] or ""
-    for back in range(days + 1 if last else 0):
-        day = (date.fromisoformat(last) - timedelta(days=back)).isoformat()
-        if len(ids) >= limit or day < first:
-            break
-        ids.extend(
+
+    async def indexed(day: date, count: int) -> list[str]:
+        return [
             r[0]
             for r in await db.execute_fetchall(
                 "SELECT check_id FROM subject_checks WHERE day = ? AND uscc = ? "
                 "ORDER BY check_id DESC LIMIT ?",
-                (day, uscc, limit - len(ids)),
+                (day.isoformat(), uscc, count),
             )
-            if r[0] not in ids
-        )
+        ]
+
+    first, last = (date.fromisoformat(d) if d else None for d in bounds[0])
+    ids = await walk_subject_index(ids, first, last, limit, days, indexed)
     if not ids:
         return []
-    marks = ", ".join("?" * len(ids[:limit]))
+    marks = ", ".join("?" * len(ids))
     rows = await db.execute_fetchall(
-        f"SELECT {_CHECK_COLUMNS} FROM checks WHERE check_id IN ({marks}) ORDER BY check_id DESC",
-        ids[:limit],
+        f"SELECT {CHECK_COLUMNS} FROM checks WHERE check_id IN ({marks}) ORDER BY check_id DESC",
+        ids,
     )
-    return [_stored_check(r) for r in rows]
+    return [stored_check(r) for r in rows]
 
 
 async def get_feedback(db: aiosqlite.Connection, check_id: str) -> FeedbackRecord | None:
     rows = list(
         await db.execute_fetchall(
-            f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE check_id = ?", (check_id,)
+            f"SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE check_id = ?", (check_id,)
         )
     )
-    if not rows:
-        return None
-    r = rows[0]
+    return stored_feedback(rows[0]) if rows else None
+
+
+def stored_feedback(r: Sequence[Any]) -> FeedbackRecord:
+    """A :class:`FeedbackRecord` from a row selected with :data:`FEEDBACK_COLUMNS` (either
+    backend)."""
     return FeedbackRecord(
         check_id=r[0],
         caller_id=r[1],

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiosqlite
 
+from gateway.settings import is_postgres_url
 from gateway.store import audit
 from gateway.store.rows import now_iso
 from gateway.store.schema import begin_immediate
@@ -59,7 +60,15 @@ async def generation(db: aiosqlite.Connection, key: str) -> tuple[int, str]:
 
 
 def bump_sync(path: str | Path, key: str, value: str, actor: str, audit_action: str = "") -> int:
-    """:func:`bump` from synchronous code (the server's main process, on SIGHUP)."""
+    """:func:`bump` from synchronous code (the server's main process, on SIGHUP). ``path`` is
+    ``GATEWAY_DB``: a SQLite file, or a PostgreSQL URL (then
+    :func:`gateway.store.pg.control.bump_sync`, the same bump and audit line)."""
+    if is_postgres_url(str(path)):
+        # Imported here: asyncpg is not needed by a SQLite store, and gateway.store.pg
+        # imports this package.
+        from gateway.store.pg import control as pg_control
+
+        return pg_control.bump_sync(str(path), key, value, actor, audit_action)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         begin_immediate(conn, 10_000)

@@ -8,8 +8,8 @@ mutation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
 import aiosqlite
 import msgspec
@@ -121,20 +121,8 @@ async def apply_staged(
     span = (first, last)
     matched = next(iter(await db.execute_fetchall(_matched(schema), span)))[0]
     changed = list(await db.execute_fetchall(_changed(schema), span))
-    width = len(CANONICAL_COLUMNS)
-    updates, history, changes = [], [], []
-    for entry_id, status, *values in changed:
-        before, after = values[:width], values[width:]
-        details: dict[str, str] = {}
-        for name, old, new in zip(CANONICAL_COLUMNS, before, after, strict=True):
-            if old != new:
-                details[name] = new or ""
-                details[f"{name}_before"] = old or ""
-        updates.append((*after, now, entry_id))
-        history.append((entry_id, status, now, actor, "updated", to_json(details)))
-        if before[0] != after[0]:  # the entry moves to another subject: both change
-            changes.append((before[0], "entry", entry_id, now, actor))
-        changes.append((after[0], "entry", entry_id, now, actor))
+    updates = [(*row[2 + len(CANONICAL_COLUMNS) :], now, row[0]) for row in changed]
+    history, changes = changed_rows(changed, now, actor)
     # Matches are known before anything is inserted: a new entry never counts as one.
     rows_before = await db.execute_fetchall("SELECT coalesce(max(rowid), 0) FROM entries")
     last_rowid = next(iter(rows_before))[0]
@@ -151,6 +139,34 @@ async def apply_staged(
     if audited and (counts.inserted or counts.updated):
         await record_upsert(db, actor, f"rows {first}-{last}", counts)
     return counts
+
+
+def changed_rows(
+    changed: Iterable[Sequence[Any]], now: str, actor: str
+) -> tuple[list[tuple[str, str, str, str, str, str]], list[tuple[str, str, str, str, str]]]:
+    """The ``entry_history`` and ``changes`` rows of entries whose staged row differs.
+
+    ``changed`` holds ``(entry_id, status, *before, *after)``, the values of
+    :data:`~gateway.store.staging.CANONICAL_COLUMNS` as staged (dates as ISO text), in row
+    order. Each gets an ``updated`` history line with the fields that differ (new value
+    and ``<field>_before``) and a change of its subject, or of both subjects when the
+    entry moves to another. Shared by both backends, so that their details are the same.
+    """
+    width = len(CANONICAL_COLUMNS)
+    history: list[tuple[str, str, str, str, str, str]] = []
+    changes: list[tuple[str, str, str, str, str]] = []
+    for entry_id, status, *values in changed:
+        before, after = values[:width], values[width:]
+        details: dict[str, str] = {}
+        for name, old, new in zip(CANONICAL_COLUMNS, before, after, strict=True):
+            if old != new:
+                details[name] = new or ""
+                details[f"{name}_before"] = old or ""
+        history.append((entry_id, status, now, actor, "updated", to_json(details)))
+        if before[0] != after[0]:  # the entry moves to another subject: both change
+            changes.append((before[0], "entry", entry_id, now, actor))
+        changes.append((after[0], "entry", entry_id, now, actor))
+    return history, changes
 
 
 async def record_upsert(

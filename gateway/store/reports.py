@@ -22,6 +22,7 @@ What a group counts, for the checks made on the days of the range:
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from typing import Any, Final, Literal
 
@@ -223,12 +224,22 @@ async def loop_report(
             "feedback_mark": marks["feedback"],
         },
     )
-    names: dict[str, str] = {}
+    callers: Iterable[Sequence[Any]] = ()
     if group_by == "caller":
-        names = {
-            str(r[0]): f"{r[1]}（{r[2]}）"
-            for r in await db.execute_fetchall("SELECT caller_id, name, department FROM callers")
-        }
+        callers = await db.execute_fetchall(CALLER_NAMES)
+    return report_rows(rows, callers)
+
+
+#: ``(caller_id, name, department)`` of every caller, for :func:`report_rows`.
+CALLER_NAMES: Final = "SELECT caller_id, name, department FROM callers"
+
+
+def report_rows(
+    rows: Iterable[Sequence[Any]], callers: Iterable[Sequence[Any]] = ()
+) -> list[dict[str, Any]]:
+    """The report's answer from its rows (key, then the :data:`COUNTS`): each key a caller's
+    name and department where ``callers`` (rows of :data:`CALLER_NAMES`) names it."""
+    names = {str(r[0]): f"{r[1]}（{r[2]}）" for r in callers}
     return [
         {"key": names.get(str(r[0]), str(r[0])), **dict(zip(COUNTS, map(int, r[1:]), strict=True))}
         for r in rows

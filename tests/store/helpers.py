@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import msgspec
 
 from gateway.model import CheckRecord, EntryInput, FeedbackRecord, MeasureFeedback
-from gateway.store import Store
+from gateway.store import CheckWriter, Maintenance, Store
 from gateway.store.pg import PgStore
+from gateway.store.pg.checks import write_batch
+from gateway.store.pg.maintenance import PgMaintenance
 
 T = TypeVar("T")
 
@@ -159,3 +163,130 @@ def integrity_error(store: AnyStore) -> type[Exception]:
     if isinstance(store, Store):
         return sqlite3.IntegrityError
     return asyncpg.IntegrityConstraintViolationError
+
+
+# --- staged imports and concurrency: either backend by name, runs compared ------------------
+
+
+def target_of(store: AnyStore) -> str:
+    """What ``GATEWAY_DB`` says for the store: its SQLite file or its PostgreSQL URL."""
+    return str(store.path) if isinstance(store, Store) else store.dsn
+
+
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d")
+_UUID7 = re.compile(r"\b[0-9a-f]{12}7[0-9a-f]{19}\b")
+
+
+def comparable(said: Any) -> str:
+    """``said`` as JSON (keys sorted) with what differs by nature between two runs replaced:
+    times by ``<time>``, entry ids (UUIDv7) by ``<entry n>`` in order of appearance."""
+    text = _TIME.sub("<time>", msgspec.json.encode(said, order="deterministic").decode())
+    seen: dict[str, str] = {}
+    return _UUID7.sub(lambda m: seen.setdefault(m[0], f"<entry {len(seen)}>"), text)
+
+
+async def entries_log(store: AnyStore) -> dict[str, Any]:
+    """What writing entries leaves behind, read through the store (so the same on both
+    backends): the change log in seq order (without the seqs, which may skip on
+    PostgreSQL), every entry it names (in order of first mention) with its history, and the
+    audit log. Seqs are checked unique and increasing here."""
+    changes = await fetch(store, "SELECT seq, uscc, kind, ref, actor FROM changes ORDER BY seq")
+    seqs = [c[0] for c in changes]
+    assert seqs == sorted(set(seqs)), "seqs unique, in order"
+    ids = list(dict.fromkeys(c[3] for c in changes if c[2] == "entry"))
+    (count,) = (await fetch(store, "SELECT count(*) FROM entries"))[0]
+    assert count == len(ids), "every entry has a change"
+    return {
+        "changes": [c[1:] for c in changes],
+        "entries": [await store.get_entry(i) for i in ids],
+        "histories": [await store.entry_history(i) for i in ids],
+        "audit": [
+            {k: v for k, v in a.items() if k != "id"} for a in await store.audit(limit=10_000)
+        ],
+    }
+
+
+# --- recording checks and their upkeep on either backend --------------------------------
+
+#: Writes one batch of checks and feedback; for each feedback, whether it was inserted.
+WriteBatch = Callable[[Sequence[CheckRecord], Sequence[FeedbackRecord]], Awaitable[list[bool]]]
+
+
+@asynccontextmanager
+async def recorder(store: AnyStore) -> AsyncIterator[WriteBatch]:
+    """A batch writer as the recorder has one, on a connection of its own: a
+    :class:`CheckWriter` on SQLite (its writes run in a thread, as the recorder's do, so
+    several may run at once), :func:`gateway.store.pg.checks.write_batch` on PostgreSQL."""
+    if isinstance(store, Store):
+        with CheckWriter(store.path) as writer:
+
+            async def write_sqlite(
+                checks: Sequence[CheckRecord], feedback: Sequence[FeedbackRecord] = ()
+            ) -> list[bool]:
+                return await asyncio.to_thread(writer.write, checks, feedback)
+
+            yield write_sqlite
+        return
+    conn = await asyncpg.connect(store.dsn)
+    try:
+
+        async def write_postgres(
+            checks: Sequence[CheckRecord], feedback: Sequence[FeedbackRecord] = ()
+        ) -> list[bool]:
+            return await write_batch(conn, checks, feedback)
+
+        yield write_postgres
+    finally:
+        await conn.close()
+
+
+async def record(
+    store: AnyStore, checks: Sequence[CheckRecord], feedback: Sequence[FeedbackRecord] = ()
+) -> list[bool]:
+    """Record one batch through a new :func:`recorder`."""
+    async with recorder(store) as write:
+        return await write(checks, feedback)
+
+
+class Upkeep:
+    """The store's upkeep, :class:`Maintenance` (SQLite) or :class:`PgMaintenance`, behind
+    the async methods of the latter (SQLite's run in the calling thread)."""
+
+    def __init__(self, store: AnyStore) -> None:
+        self.inner: Maintenance | PgMaintenance = (
+            Maintenance(store.path) if isinstance(store, Store) else PgMaintenance(store.dsn)
+        )
+
+    async def run_once(
+        self, *, busy: bool | Callable[[], bool] = False, backlog: int = 1_000_000
+    ) -> int:
+        if isinstance(self.inner, Maintenance):
+            return self.inner.run_once(busy=busy, backlog=backlog)
+        return await self.inner.run_once(busy=busy, backlog=backlog)
+
+    async def index_subjects(self, limit: int = 1_000) -> int:
+        if isinstance(self.inner, Maintenance):
+            return self.inner.index_subjects(limit)
+        return await self.inner.index_subjects(limit)
+
+    async def roll_up_loop(self, limit: int = 2_000) -> int:
+        if isinstance(self.inner, Maintenance):
+            return self.inner.roll_up_loop(limit)
+        return await self.inner.roll_up_loop(limit)
+
+    async def pending(self) -> int:
+        if isinstance(self.inner, Maintenance):
+            return self.inner.pending()
+        return await self.inner.pending()
+
+    async def close(self) -> None:
+        if isinstance(self.inner, Maintenance):
+            self.inner.close()
+        else:
+            await self.inner.close()
+
+    async def __aenter__(self) -> Upkeep:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

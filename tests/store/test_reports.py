@@ -1,5 +1,7 @@
 """The loop report against a plain Python count of the same checks and feedback: before the
-upkeep rolls anything up, halfway, and after; and in how long over many checks."""
+upkeep rolls anything up, halfway, and after, on both backends; and the same checks and
+feedback recorded and maintained on both giving the same reports, backlog and recent
+checks."""
 
 from __future__ import annotations
 
@@ -9,13 +11,15 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from gateway.model import CheckRecord, FeedbackRecord, MeasureFeedback
-from gateway.store import CheckWriter, Maintenance, Store
+from gateway.store import Store
+from gateway.store.pg import PgStore
 from gateway.store.reports import COUNTS, GROUPS
 from tests.fixtures import entry
-from tests.store.helpers import check, feedback, run, uscc
+from tests.store.helpers import AnyStore, OpenStore, Upkeep, check, feedback, record, run, uscc
 
 TODAY = date(2026, 11, 22)
 DUE = 5
@@ -114,54 +118,123 @@ def reference(
     )
 
 
+async def prepare(store: AnyStore) -> tuple[list[int], dict[int, str], dict[str, tuple[str, str]]]:
+    """Three callers and an entry of each list; (caller ids, their names, entries by id)."""
+    made = [await store.create_key(f"系统{i}", "政务中心", ["check"]) for i in range(3)]
+    result = await store.upsert_entries(
+        [
+            entry(uscc(i), lt, f"s{i}", authority=authority)
+            for i, (lt, authority) in enumerate(LISTS)
+        ],
+        "test",
+    )
+    ids = dict(zip(result.entry_ids, LISTS, strict=True))
+    names = {c.caller_id: f"{c.name}（{c.department}）" for c, _ in made}
+    return list(names), names, ids
+
+
+RANGES = [
+    (TODAY - timedelta(days=11), TODAY),
+    (TODAY - timedelta(days=8), TODAY - timedelta(days=3)),
+]
+STAGES = ("nothing rolled up", "part rolled up", "all rolled up", "more since")
+
+
+async def advance(
+    store: AnyStore,
+    upkeep: Upkeep,
+    stage: str,
+    checks: list[CheckRecord],
+    given: list[FeedbackRecord],
+) -> None:
+    """Record or maintain what ``stage`` says: the first 250 checks (and their feedback)
+    first, 100 rows rolled up, then everything, then the rest of the checks."""
+    if stage == "nothing rolled up":
+        await record(store, checks[:250], [f for f in given if int(f.check_id, 16) <= 250])
+    elif stage == "part rolled up":
+        await upkeep.roll_up_loop(limit=100)
+    elif stage == "all rolled up":
+        await upkeep.run_once()
+    else:
+        await record(store, checks[250:], [f for f in given if int(f.check_id, 16) > 250])
+
+
 @pytest.mark.parametrize("seed", [1, 2])
-def test_the_report_counts_what_was_checked_and_reported(tmp_path: Path, seed: int) -> None:
-    db = tmp_path / "gateway.db"
-    rnd = random.Random(seed)
+def test_the_report_counts_what_was_checked_and_reported(open_store: OpenStore, seed: int) -> None:
+    async def go() -> None:
+        async with await open_store() as store, Upkeep(store) as upkeep:
+            callers, names, entries = await prepare(store)
+            checks, given = scenario(random.Random(seed), callers, entries)
+            for stage in STAGES:
+                await advance(store, upkeep, stage, checks, given)
+                recorded = checks if stage == "more since" else checks[:250]
+                answered = [f for f in given if int(f.check_id, 16) <= len(recorded)]
+                for group_by in GROUPS:
+                    for first, last in RANGES:
+                        expected = reference(
+                            recorded, answered, entries, names, group_by, first, last
+                        )
+                        found = await store.loop_report(first, last, group_by, TODAY, DUE)
+                        assert found == expected, (stage, group_by, first)
+                if stage == "all rolled up":  # the backlog counts what is rolled up
+                    by_caller = reference(
+                        recorded, answered, entries, names, "caller", date.min, date.max
+                    )
+                    assert await store.feedback_backlog(TODAY, DUE) == (
+                        sum(r["feedback_pending"] for r in by_caller),
+                        sum(r["feedback_overdue"] for r in by_caller),
+                    )
 
-    async def prepare() -> tuple[list[int], dict[int, str], dict[str, tuple[str, str]]]:
-        async with await Store.open(db) as store:
-            made = [await store.create_key(f"系统{i}", "政务中心", ["check"]) for i in range(3)]
-            result = await store.upsert_entries(
-                [
-                    entry(uscc(i), lt, f"s{i}", authority=authority)
-                    for i, (lt, authority) in enumerate(LISTS)
-                ],
-                "test",
-            )
-        ids = dict(zip(result.entry_ids, LISTS, strict=True))
-        names = {c.caller_id: f"{c.name}（{c.department}）" for c, _ in made}
-        return list(names), names, ids
+    run(go())
 
-    callers, names, entries = run(prepare())
-    checks, given = scenario(rnd, callers, entries)
-    writer = CheckWriter(db).open()
-    writer.write(checks[:250], [f for f in given if int(f.check_id, 16) <= 250])
 
-    def report(group_by: str, first: date, last: date) -> list[dict[str, Any]]:
-        async def go() -> list[dict[str, Any]]:
-            async with await Store.open(db) as store:
-                return await store.loop_report(first, last, group_by, TODAY, DUE)  # type: ignore[arg-type]
+# --- the same checks on both backends -----------------------------------------------------
 
-        return run(go())
 
-    ranges = [
-        (TODAY - timedelta(days=11), TODAY),
-        (TODAY - timedelta(days=8), TODAY - timedelta(days=3)),
-    ]
-    maintenance = Maintenance(db)
-    for stage in ("nothing rolled up", "part rolled up", "all rolled up", "more since"):
-        if stage == "part rolled up":
-            maintenance.roll_up_loop(limit=100)
-        elif stage == "all rolled up":
-            maintenance.run_once()
-        elif stage == "more since":
-            writer.write(checks[250:], [f for f in given if int(f.check_id, 16) > 250])
-        recorded = checks if stage == "more since" else checks[:250]
-        answered = [f for f in given if int(f.check_id, 16) <= len(recorded)]
-        for group_by in GROUPS:
-            for first, last in ranges:
-                expected = reference(recorded, answered, entries, names, group_by, first, last)
-                assert report(group_by, first, last) == expected, (stage, group_by, first)
-    writer.close()
-    maintenance.close()
+async def answers(store: AnyStore) -> list[Any]:
+    """What the store answers at each stage of the same scenario: every report, the backlog,
+    each subject's recent checks and some checks and feedback, entry ids as their list's
+    position (each store draws its own)."""
+    said: list[Any] = []
+    async with Upkeep(store) as upkeep:
+        callers, _, entries = await prepare(store)
+        position = {entry_id: n for n, entry_id in enumerate(entries)}
+        checks, given = scenario(random.Random(3), callers, entries)
+        for stage in STAGES:
+            await advance(store, upkeep, stage, checks, given)
+            for group_by in GROUPS:
+                for first, last in [
+                    *RANGES,
+                    (TODAY - timedelta(days=4), TODAY - timedelta(days=4)),
+                ]:
+                    said.append(await store.loop_report(first, last, group_by, TODAY, DUE))
+            for today, due in ((TODAY, DUE), (TODAY, 0), (TODAY + timedelta(days=30), DUE)):
+                said.append(await store.feedback_backlog(today, due))
+            for n in range(7):
+                for limit in (1, 5, 400):
+                    said.append(await store.recent_checks(uscc(n), limit))
+            for c in checks[::37]:
+                said.append(
+                    (await store.get_check(c.check_id), await store.get_feedback(c.check_id))
+                )
+    text = msgspec.json.encode(said, order="deterministic").decode()
+    for entry_id, n in position.items():
+        text = text.replace(entry_id, f"<entry {n}>")
+    return msgspec.json.decode(text)
+
+
+def test_the_same_checks_give_the_same_answers_on_both(tmp_path: Path, postgres_url: str) -> None:
+    async def go() -> tuple[list[Any], list[Any]]:
+        async with await Store.open(tmp_path / "gateway.db") as sqlite:
+            on_sqlite = await answers(sqlite)
+        async with await PgStore.open(postgres_url) as postgres:
+            on_postgres = await answers(postgres)
+        return on_sqlite, on_postgres
+
+    on_sqlite, on_postgres = run(go())
+    rows = [a for a in on_sqlite if isinstance(a, list) and a and isinstance(a[0], dict)]
+    assert sum("key" in a[0] for a in rows) > 40  # reports with groups in them
+    assert sum("check_id" in a[0] and len(a) >= 5 for a in rows) > 5  # recent checks found
+    backlogs = [a for a in on_sqlite if isinstance(a, list) and a and isinstance(a[0], int)]
+    assert any(pending > overdue > 0 for pending, overdue in backlogs)
+    assert on_postgres == on_sqlite

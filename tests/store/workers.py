@@ -7,7 +7,7 @@ import time
 from datetime import date
 
 from gateway.model import Grade
-from gateway.store import CheckWriter, Store
+from gateway.store import CheckWriter, Store, backend
 from tests.store.helpers import check, entry, feedback
 
 
@@ -31,12 +31,13 @@ def open_store(path: str, start_at: float) -> int:
     return asyncio.run(main())
 
 
-def write_lists(path: str, worker: int, batches: int, batch_size: int, start_at: float) -> int:
-    """Import entries, move some through the lifecycle, set grades; return entries written."""
+def write_lists(target: str, worker: int, batches: int, batch_size: int, start_at: float) -> int:
+    """Import entries, move some through the lifecycle, set grades, on the store ``target``
+    names (a SQLite file or a PostgreSQL URL); return the entries written."""
     _wait_until(start_at)
 
     async def main() -> int:
-        async with await Store.open(path) as store:
+        async with await backend.open_store(target) as store:
             written = 0
             for b in range(batches):
                 base = worker * 1_000_000 + b * batch_size

@@ -16,19 +16,33 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import date, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
 import asyncpg
 
-from gateway.model import Caller, EntryInput, Grade, ListEntry, StatusChange
+from gateway.model import Caller, EntryInput, FeedbackRecord, Grade, ListEntry, StatusChange
 from gateway.store import lifecycle as moves
 from gateway.store.callers import KeyInForce, KeyLimits, normalize_scopes
-from gateway.store.entries import UpsertResult
+from gateway.store.checks import StoredCheck
+from gateway.store.entries import UpsertCounts, UpsertResult
 from gateway.store.grades import GradeResult
 from gateway.store.live import LiveRows
-from gateway.store.pg import audit, callers, control, entries, grades, lifecycle, live
+from gateway.store.pg import (
+    audit,
+    callers,
+    checks,
+    control,
+    entries,
+    grades,
+    lifecycle,
+    live,
+    reports,
+)
 from gateway.store.pg.migrations import LOCK_NAMESPACE, LOG_LOCK, migrate
+from gateway.store.pg.staging import apply_file
+from gateway.store.reports import GroupBy
 
 T = TypeVar("T")
 _Work = Callable[[asyncpg.Connection], Awaitable[T]]
@@ -278,3 +292,45 @@ class PgStore:
     async def last_change_seq(self) -> int:
         """The newest change's seq, 0 when there is none."""
         return await self._read(live.last_change_seq)
+
+    # --- checks, feedback and the loop report (gateway.store.pg.checks, .reports) ------
+    # Recorded by gateway.store.pg.checks.write_batch on the recorder's own connection;
+    # indexed and rolled up by gateway.store.pg.maintenance.PgMaintenance.
+
+    async def get_check(self, check_id: str) -> StoredCheck | None:
+        return await self._read(lambda db: checks.get_check(db, check_id))
+
+    async def get_feedback(self, check_id: str) -> FeedbackRecord | None:
+        return await self._read(lambda db: checks.get_feedback(db, check_id))
+
+    async def recent_checks(self, uscc: str, limit: int = 20) -> list[StoredCheck]:
+        """The subject's latest checks, newest first (from one snapshot)."""
+        return await self._read(lambda db: checks.recent_checks(db, uscc, limit), snapshot=True)
+
+    async def loop_report(
+        self, first: date, last: date, group_by: GroupBy, today: date, due_days: int
+    ) -> list[dict[str, Any]]:
+        """The loop report (see :mod:`gateway.store.reports`), from one snapshot."""
+        return await self._read(
+            lambda db: reports.loop_report(db, first, last, group_by, today, due_days),
+            snapshot=True,
+        )
+
+    async def feedback_backlog(self, today: date, due_days: int) -> tuple[int, int]:
+        """Checks needing feedback without any, and those overdue (rolled up so far)."""
+        return await self._read(lambda db: reports.feedback_backlog(db, today, due_days))
+
+    # --- staged imports (gateway.store.pg.staging) ----------------------------------
+
+    async def apply_staging(
+        self, path: Path, actor: str, chunk: int = 10_000
+    ) -> AsyncIterator[tuple[int, UpsertCounts]]:
+        """Apply a sealed :class:`~gateway.store.staging.StagingFile`, ``chunk`` row numbers
+        per transaction; yields the rows applied so far and what the chunk did (one audit
+        line per chunk that inserted or updated anything), as ``Store.apply_staging``.
+
+        A failure leaves the chunks before it applied; applying the same rows again
+        finishes the job (idempotent on (source, source_id)).
+        """
+        async for applied in apply_file(self._write, path, actor, chunk):
+            yield applied
