@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway import cli_keys
 from gateway.privacy import RedactingFilter
-from gateway.settings import Settings, SettingsError, is_postgres_url
+from gateway.settings import Settings, SettingsError
 from measures_catalog import Catalog, CatalogError, load
 
 
@@ -119,13 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.cli_migrate import copy_command
 
             return copy_command(settings.db, args.to)
-        if is_postgres_url(settings.db):
-            print(
-                "error: GATEWAY_DB names a PostgreSQL database: only `migrate` supports one "
-                "yet (the PostgreSQL store is being built: docs/postgresql.md)",
-                file=sys.stderr,
-            )
-            return 2
         if args.command == "serve":
             workers = settings.workers if args.workers is None else args.workers
             return serve(settings, args.host, args.port, workers, args.access_log)
@@ -182,7 +175,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
     os.environ["GATEWAY_WORKERS"] = str(workers)  # each enforces its share of rate limits
     # Every worker keeps its metrics in a file there; a scrape adds them up (gateway.metrics).
     # Not imported here: prometheus_client reads the variable when it is first imported.
-    metrics_dir = Path(settings.db).resolve().parent / "metrics" / str(port)
+    metrics_dir = settings.local_path.resolve() / "metrics" / str(port)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     for stale in metrics_dir.glob("*.db"):
         stale.unlink()
@@ -230,10 +223,10 @@ def reload_on_signal(settings: Settings) -> None:
 async def _pull(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.sources.upstream import UpstreamError
     from gateway.feeds import pull_feed
-    from gateway.store import Store
+    from gateway.store.backend import open_store
 
     token = os.environ.get(args.token_env) if args.token_env else None
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
     try:
         summary = await pull_feed(
             store,

@@ -11,7 +11,7 @@ from adapters.sources.files import SourceError
 from gateway import scaleout
 from gateway.importer import ImportOptions, import_file
 from gateway.settings import Settings
-from gateway.store import Store
+from gateway.store.backend import open_store
 from measures_catalog import load
 
 SHOWN = 50
@@ -62,11 +62,13 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
             allow_partial=args.allow_partial,
             report=report,
             chunk=args.chunk,
+            staging_dir=settings.local_path,
         )
     except (mappings.MappingError, LookupError, OSError) as exc:
         print(f"error: mapping: {exc}", file=sys.stderr)
         return 2
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
+    settings.local_path.mkdir(parents=True, exist_ok=True)  # the staging file goes there
     progress = _Progress()
     try:
         print(f"importing {args.kind} from {args.file} ...", file=sys.stderr)

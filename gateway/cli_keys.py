@@ -69,9 +69,10 @@ def _actor() -> str:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.store import KeyLimits, KeyNotFound, Store
+    from gateway.store import KeyLimits, KeyNotFound
+    from gateway.store.backend import open_store
 
-    store = await Store.open(settings.db)
+    store = await open_store(settings.db)
     try:
         command = getattr(args, "keys_command", "audit")
         if command in ("create", "limit"):

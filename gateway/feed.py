@@ -2,30 +2,37 @@
 
 ``build`` fills a snapshot from the store at start; ``ChangeFollower`` then
 polls the change table every ``interval`` seconds, reloads the subjects that
-changed and applies them as one delta per page of changes. If the store
-cannot be read, the snapshot keeps serving what it has and the follower
-retries with back-off; ``healthy`` and ``last_error`` say so to ``/readyz``.
+changed and applies them as one delta per page of changes. Given a ``listener``
+(PostgreSQL's LISTEN, ``gateway.store.pg.notify``), it reads as soon as the store
+says the log grew, and polls only every ``LISTENING_POLL`` seconds while that
+listener is connected. If the store cannot be read, the snapshot keeps serving
+what it has and the follower retries with back-off; ``healthy`` and
+``last_error`` say so to ``/readyz``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 from gateway import snapshot_file
 from gateway.background import BackgroundTask
 from gateway.compact import CompactSubjects
 from gateway.snapshot import Snapshot, Subject
 from gateway.snapshot_file import Saved
-from gateway.store import Store
+from gateway.store.backend import AnyStore
 
 log = logging.getLogger(__name__)
 
 PAGE = 10_000
+#: Seconds between two reads of the change log while a listener wakes the follower.
+LISTENING_POLL = 1.0
 #: A saved snapshot further behind the change log than this (or a tenth of its entries)
 #: is not caught up but built anew.
 STALE_CHANGES = 100_000
@@ -47,7 +54,7 @@ def file_sink(path: Path) -> tuple[str, Sink]:
 
 
 async def build(
-    store: Store,
+    store: AnyStore,
     snapshot: Snapshot,
     sources: Sequence[Source] = (),
     sinks: Sequence[tuple[str, Sink]] = (),
@@ -95,7 +102,7 @@ async def build(
 
 
 async def _use_saved(
-    store: Store, snapshot: Snapshot, name: str, read: Callable[[], Saved | None]
+    store: AnyStore, snapshot: Snapshot, name: str, read: Callable[[], Saved | None]
 ) -> bool:
     try:
         found = await asyncio.to_thread(read)
@@ -119,7 +126,7 @@ class SnapshotSaver:
     """Writes packed snapshots to one sink in a thread, one at a time (the latest
     offered), never blocking checks."""
 
-    def __init__(self, store: Store, name: str, sink: Sink) -> None:
+    def __init__(self, store: AnyStore, name: str, sink: Sink) -> None:
         self.store = store
         self.name = name
         self.sink = sink
@@ -143,7 +150,7 @@ class SnapshotSaver:
                 log.exception("snapshot %d not saved to %s", version, self.name)
 
 
-async def catch_up(store: Store, snapshot: Snapshot) -> int:
+async def catch_up(store: AnyStore, snapshot: Snapshot) -> int:
     """Apply every change after the snapshot's version; return how many were applied."""
     applied = 0
     while True:
@@ -159,18 +166,48 @@ async def catch_up(store: Store, snapshot: Snapshot) -> int:
             return applied
 
 
+class Listener(Protocol):
+    """Calls the follower's ``wake`` when the change log grew (see ``ChangeFollower``)."""
+
+    async def ensure(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
 class ChangeFollower(BackgroundTask):
     """A background task keeping one snapshot current."""
 
     task_name = "change-follower"
 
-    def __init__(self, store: Store, snapshot: Snapshot, interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        store: AnyStore,
+        snapshot: Snapshot,
+        interval: float = 0.1,
+        listener: Callable[[Callable[[], None]], Listener] | None = None,
+    ) -> None:
         self.store = store
         self.snapshot = snapshot
         self.interval = interval
         self.healthy = True
         self.last_error = ""
         self.last_ok = time.monotonic()
+        self._woken = asyncio.Event()
+        self._listener = listener(self._woken.set) if listener is not None else None
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._listener is not None:
+            await self._listener.close()
+
+    async def _wait(self, delay: float) -> None:
+        """Until woken by the listener, or ``delay`` seconds (longer while it listens)."""
+        if self._listener is not None and await self._listener.ensure():
+            delay = max(delay, LISTENING_POLL)
+        if not self._woken.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), delay)
+        self._woken.clear()
 
     async def _run(self) -> None:
         delay = self.interval
@@ -192,4 +229,4 @@ class ChangeFollower(BackgroundTask):
                 self.healthy, self.last_error = True, ""
                 self.last_ok = time.monotonic()
                 delay = self.interval
-            await asyncio.sleep(delay)
+            await self._wait(delay)

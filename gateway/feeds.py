@@ -18,7 +18,8 @@ import msgspec
 
 from adapters.sources.upstream import FileCursorStore, PullSummary, UpstreamPuller
 from gateway.lists import Rejection, parse_entries
-from gateway.store import InvalidTransition, Store
+from gateway.store import InvalidTransition
+from gateway.store.backend import AnyStore
 from measures_catalog import Catalog
 
 log = logging.getLogger("gateway.feeds")
@@ -38,7 +39,7 @@ class FeedSummary(msgspec.Struct):
 
 
 async def pull_feed(
-    store: Store,
+    store: AnyStore,
     catalog: Catalog,
     url: str,
     feed: str,
@@ -88,7 +89,7 @@ async def pull_feed(
     return summary
 
 
-async def _end(store: Store, entry_id: str, status: str, actor: str) -> int:
+async def _end(store: AnyStore, entry_id: str, status: str, actor: str) -> int:
     """Repair or revoke an entry the upstream reports as ended; 0 if it already was."""
     try:
         if status == "repaired":

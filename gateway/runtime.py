@@ -14,9 +14,9 @@ from gateway.metrics import Metrics
 from gateway.ratelimit import RateLimits
 from gateway.recorder import Recorder
 from gateway.service import CheckService
-from gateway.settings import Settings
+from gateway.settings import Settings, db_label
 from gateway.snapshot import Snapshot
-from gateway.store import CheckWriter, Maintenance, Store
+from gateway.store.backend import AnyStore, listener_for, open_store, recorder_for
 from measures_catalog import Catalog, load
 
 log = logging.getLogger("gateway")
@@ -27,7 +27,7 @@ BACKLOG_EVERY = 10
 
 
 class Runtime:
-    store: Store
+    store: AnyStore
     keys: KeyRing
     recorder: Recorder
     service: CheckService
@@ -52,7 +52,7 @@ class Runtime:
 
         settings = self.settings
         self.catalog_json = catalog_view(self.catalog)
-        self.store = await Store.open(settings.db)
+        self.store = await open_store(settings.db)
         limits = RateLimits(
             settings.rate_limit or None, settings.rate_burst or None, settings.workers
         )
@@ -72,15 +72,8 @@ class Runtime:
             sources.append(feed.file_source(path))
             sinks.append(feed.file_sink(path))
         await feed.build(self.store, self.snapshot, sources, sinks)
-        self.recorder = Recorder(
-            lambda: CheckWriter(settings.db, synchronous=settings.sync).open(),
-            upkeep_factory=lambda: Maintenance(settings.db),
-            max_queue=settings.recorder_queue,
-            # Commits in the loop's thread need no fsync of their own: with FULL, the
-            # recorder's syncer fsyncs the log once for many before anyone is answered.
-            inline_factory=lambda: CheckWriter(settings.db, synchronous="NORMAL").open(),
-            durable=settings.sync == "FULL",
-            on_batch=lambda records, seconds: self.metrics.tally.batch(records, seconds),
+        self.recorder = recorder_for(
+            settings, lambda records, seconds: self.metrics.tally.batch(records, seconds)
         )
         await self.recorder.start()
         self.service = CheckService(self.catalog, self.snapshot, self.recorder, self.metrics)
@@ -88,7 +81,9 @@ class Runtime:
             self.follower = self.scale_out.follower
             await self.scale_out.start()
         else:
-            self.follower = feed.ChangeFollower(self.store, self.snapshot, settings.poll_interval)
+            self.follower = feed.ChangeFollower(
+                self.store, self.snapshot, settings.poll_interval, listener_for(settings.db)
+            )
         self.follower.start()
         self.keys.start()
         self.catalogs = CatalogReloader(self, settings.poll_interval * 5)
@@ -105,7 +100,7 @@ class Runtime:
             self.catalog.version,
             self.snapshot.version,
             len(self.snapshot),
-            settings.db,
+            db_label(settings.db),
         )
 
     def use_catalog(self, catalog: Catalog) -> None:

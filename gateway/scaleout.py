@@ -36,7 +36,7 @@ from gateway.background import BackgroundTask
 from gateway.redis_client import BLOCK_MS, REDIS_ERRORS
 from gateway.settings import Settings
 from gateway.snapshot import Snapshot
-from gateway.store import Store
+from gateway.store.backend import AnyStore
 from gateway.stream import ChangeStream, Message
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class StreamFollower(BackgroundTask):
 
     def __init__(
         self,
-        store: Store,
+        store: AnyStore,
         snapshot: Snapshot,
         stream: ChangeStream,
         interval: float,
@@ -161,7 +161,7 @@ class Relay(BackgroundTask):
 
     def __init__(
         self,
-        store: Store,
+        store: AnyStore,
         snapshot: Snapshot,
         stream: ChangeStream,
         interval: float,
@@ -230,7 +230,7 @@ class ScaleOut:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: AnyStore,
         snapshot: Snapshot,
         on_degraded: Callable[[bool], None],
     ) -> None:
@@ -282,7 +282,7 @@ class ScaleOut:
         await asyncio.to_thread(self._transfer.close)
 
 
-async def publish_once(settings: Settings, store: Store) -> str:
+async def publish_once(settings: Settings, store: AnyStore) -> str:
     """Publish the store's pending changes to the stream (after an import from the command
     line); say what happened. When Redis cannot be reached, the gateways' relay publishes
     them at its next poll."""

@@ -35,9 +35,25 @@ def is_postgres_url(db: str) -> bool:
     return db.startswith(POSTGRES_SCHEMES)
 
 
+def db_label(db: str) -> str:
+    """``db`` as logs and messages may show it: a URL's password replaced by ``***``.
+
+    >>> db_label("postgresql://gateway:s3cret@db:5432/gateway"), db_label("var/g.db")
+    ('postgresql://gateway:***@db:5432/gateway', 'var/g.db')
+    """
+    if not is_postgres_url(db):
+        return db
+    return re.sub(r"^(\w+://[^:/@]*):[^@]*@", r"\1:***@", db)
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    #: SQLite file of the embedded store.
+    #: The store: a SQLite file (the embedded store), or a PostgreSQL URL
+    #: (``postgresql://user:password@host:5432/db``) that several nodes share.
     db: str = "./var/gateway.db"
+    #: Directory of this node's own files (the workers' metrics, the saved snapshot, an
+    #: import's staging file); empty means the SQLite file's directory, or ``./var`` when
+    #: ``db`` is a PostgreSQL URL.
+    local_dir: str = ""
     #: Catalog directory; empty means the packaged catalog.
     catalog: str = ""
     #: Redis for several nodes (``redis://host:6379/0``): list changes travel on a stream
@@ -72,8 +88,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     poll_interval: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.1
     #: Seconds between two sweeps marking entries past their end date as expired.
     expiry_interval: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
-    #: Where the packed snapshot is saved for fast starts: empty means ``<db>.snapshot``,
-    #: ``off`` never saves nor reads one.
+    #: Where the packed snapshot is saved for fast starts: empty means ``<db>.snapshot``
+    #: (``<local_dir>/gateway.snapshot`` with PostgreSQL), ``off`` never saves nor reads one.
     snapshot_file: str = ""
     #: Seconds between two looks at the store for changed API keys (a revoked key fails
     #: on every worker within this).
@@ -92,7 +108,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def snapshot_path(self) -> Path | None:
         if self.snapshot_file.lower() == "off":
             return None
-        return Path(self.snapshot_file or f"{self.db}.snapshot")
+        if self.snapshot_file:
+            return Path(self.snapshot_file)
+        if is_postgres_url(self.db):
+            return self.local_path / "gateway.snapshot"
+        return Path(f"{self.db}.snapshot")
+
+    @property
+    def local_path(self) -> Path:
+        """The directory of this node's own files (``local_dir``, or its default)."""
+        if self.local_dir:
+            return Path(self.local_dir)
+        return Path("var") if is_postgres_url(self.db) else Path(self.db).parent
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

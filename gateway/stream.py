@@ -41,7 +41,7 @@ import msgspec
 from gateway.compact import Subject, as_checked
 from gateway.model import Grade, ListEntry
 from gateway.redis_client import AsyncClient
-from gateway.store import Store
+from gateway.store.backend import AnyStore
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class ChangeStream:
             return None
         return int(found) if found else 0
 
-    async def publish_pending(self, store: Store) -> int:
+    async def publish_pending(self, store: AnyStore) -> int:
         """Publish every change the store holds past the head; return how many changes.
 
         Raises ``LookupError`` when the stream has no head (see :meth:`seed`)."""

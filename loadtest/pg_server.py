@@ -11,9 +11,11 @@ is; pytest's ``tmp_path``, under a 0700 directory of root's, is not).
 Trust authentication on 127.0.0.1 only, UTF8, locale C. With ``fast`` (what the test
 fixture uses, and only it) the cluster trades durability for speed: ``initdb
 --no-sync`` (its files are not fsynced), then ``fsync = off`` (``-F``),
-``synchronous_commit = off`` and ``full_page_writes = off``. A crash of the *process*
-loses nothing (the operating system still has the writes); a crash of the machine may
-corrupt the cluster, which a test throws away anyway. Never run a real store so.
+``synchronous_commit = off`` and ``full_page_writes = off``. A killed server loses the
+commits of its last fraction of a second (acknowledged before the log was written out:
+a test that kills its server to prove durability needs ``fast=False``); a crash of the
+machine may corrupt the cluster, which a test throws away anyway. Never run a real
+store so.
 """
 
 from __future__ import annotations

@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+import itertools
+import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import measures_catalog
+from loadtest.pg_server import PostgresServer
 from loadtest.redis_server import RedisCluster, RedisServer
 from measures_catalog import Catalog
 from tests.fixtures import Seeded, seed_database
+
+_databases = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +36,41 @@ def catalog_dir(tmp_path: Path) -> Path:
 def seeded(tmp_path: Path) -> Seeded:
     """A fresh store with keys, entries of every verdict and grades (tests/fixtures.py)."""
     return seed_database(tmp_path / "gateway.db")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of its own (initdb in a temporary directory, a free port on
+    127.0.0.1, trust authentication), never the machine's own server. It runs with fsync
+    off and asynchronous commits (``fast``: see loadtest/pg_server.py), which is fine for
+    throwaway test data only. Stopped, and its directory removed, at the end of the session.
+
+    Not under pytest's ``tmp_path_factory``: when the tests run as root the server runs as
+    the postgres user, who cannot enter pytest's base directory (0700, root's).
+    """
+    directory = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
+    server = PostgresServer(directory, fast=True)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a new, empty database (named after the test), dropped after the test."""
+    slug = re.sub(r"[^a-z0-9_]+", "_", request.node.name.lower()).strip("_")
+    name = f"t{next(_databases)}_{slug}"[:63]
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_seeded(postgres_url: str) -> Seeded:
+    """``seeded``'s keys, entries and grades in a fresh PostgreSQL database."""
+    return seed_database(postgres_url)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from gateway.clock import CST
 from gateway.model import EntryInput, Grade
-from gateway.store import Store
+from gateway.store.backend import AnyStore, open_store
 
 T = TypeVar("T")
 
@@ -43,14 +43,14 @@ def run_gateway(
 class Seeded:
     """The database of a test and a way to act on it while the app runs."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | str) -> None:
+        self.path = path  # a SQLite file, or a PostgreSQL URL
         self.keys: dict[str, str] = {}
         self.entry_ids: dict[str, str] = {}
 
-    def run(self, action: Callable[[Store], Awaitable[T]]) -> T:
+    def run(self, action: Callable[[AnyStore], Awaitable[T]]) -> T:
         async def go() -> T:
-            store = await Store.open(self.path)
+            store = await open_store(str(self.path))
             try:
                 return await action(store)
             finally:
@@ -77,11 +77,11 @@ def entry(uscc: str, list_type: str, source_id: str, **fields: Any) -> EntryInpu
     )
 
 
-def seed_database(path: Path) -> Seeded:
+def seed_database(path: Path | str) -> Seeded:
     """Keys of five callers, entries of every verdict, an objection, a repair, two grades."""
     seeded = Seeded(path)
 
-    async def seed(store: Store) -> None:
+    async def seed(store: AnyStore) -> None:
         for who, scopes in {
             "approval": ["check", "feedback"],
             "other": ["check", "feedback"],

@@ -34,7 +34,8 @@ from gateway.jobs import Periodic
 from gateway.model import Caller
 from gateway.problems import Problem, forbidden, unauthorized
 from gateway.ratelimit import RateLimits
-from gateway.store import KeyInForce, Store, key_id_of, matches
+from gateway.store import KeyInForce, key_id_of, matches
+from gateway.store.backend import AnyStore
 from gateway.store.callers import KEYS_CONTROL
 
 #: Keys remembered as verified between two reloads (one SHA-256 instead of an HMAC).
@@ -66,7 +67,7 @@ def rate_limited(key_id: str, wait: float) -> Problem:
 class KeyRing:
     def __init__(
         self,
-        store: Store,
+        store: AnyStore,
         refresh: float = 0.5,
         limits: RateLimits | None = None,
     ) -> None:

@@ -207,12 +207,14 @@ PG_TYPES = {"INTEGER": "bigint", "TEXT": "text", "REAL": "double precision", "BL
 PG_ONLY_COLUMNS = {("checks", "rowid"), ("feedback", "rowid")}
 #: Rowid aliases (``INTEGER PRIMARY KEY``) whose value the code always gives itself.
 NOT_SEQUENCES = {("schema_migrations", "version"), ("subject_checks_mark", "id")}
-#: What PostgreSQL adds: TRUNCATE refused where DELETE is, and the lock triggers.
+#: What PostgreSQL adds: TRUNCATE refused where DELETE is, the lock triggers, and the
+#: notification that wakes the followers.
 PG_ONLY_TRIGGERS = {
     ("entry_history", "entry_history_no_truncate"),
     ("grade_history", "grade_history_no_truncate"),
     ("audit_log", "audit_log_no_truncate"),
     ("changes", "changes_lock"),
+    ("changes", "changes_notify"),
     ("audit_log", "audit_log_lock"),
     ("checks", "checks_share_recording"),
     ("feedback", "feedback_share_recording"),
@@ -568,14 +570,21 @@ def test_run_migrate_on_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_the_migrate_command_as_a_user_runs_it(postgres_url: str, tmp_path: Path) -> None:
-    """``python -m gateway migrate`` with ``GATEWAY_DB`` a URL; every other command refuses a
-    URL (the PostgreSQL store is not there yet) rather than take it for a file name."""
+    """``python -m gateway migrate`` with ``GATEWAY_DB`` a URL; then the other commands work
+    on the same URL, and none takes it for a file name."""
     first = run_gateway(tmp_path / "unused.db", "migrate", GATEWAY_DB=postgres_url)
     assert first.returncode == 0, first.stderr
     assert first.stdout == f"schema at version {SCHEMA_VERSION} (applied: {ALL})\n"
     again = run_gateway(tmp_path / "unused.db", "migrate", GATEWAY_DB=postgres_url)
     assert again.stdout == f"schema at version {SCHEMA_VERSION} (applied: none)\n"
-    refused = run_gateway(tmp_path / "unused.db", "keys", "list", GATEWAY_DB=postgres_url)
-    assert refused.returncode == 2
-    assert "only `migrate` supports one yet" in refused.stderr
+    created = run_gateway(
+        tmp_path / "unused.db",
+        *("keys", "create", "--caller", "采购平台", "--department", "财政厅"),
+        *("--scopes", "check"),
+        GATEWAY_DB=postgres_url,
+    )
+    assert created.returncode == 0, created.stderr
+    listed = run_gateway(tmp_path / "unused.db", "keys", "list", GATEWAY_DB=postgres_url)
+    assert listed.returncode == 0, listed.stderr
+    assert "采购平台" in listed.stdout
     assert not list(tmp_path.iterdir()), "nothing created on disk"

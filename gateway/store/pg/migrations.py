@@ -74,6 +74,15 @@ BEGIN
 END
 $$;
 
+-- Tells the nodes' followers that the change log grew (LISTEN gateway_changes); sent
+-- at the commit of the transaction that wrote the changes, never before.
+CREATE FUNCTION gateway_notify_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('gateway_changes', '');
+    RETURN NULL;
+END
+$$;
+
 -- The recording lock, shared: recorders never wait for each other, only for an instant of
 -- gateway_committed_rowid.
 CREATE FUNCTION gateway_share_recording() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -203,6 +212,8 @@ CREATE TABLE changes (
 );
 CREATE TRIGGER changes_lock BEFORE INSERT ON changes
     FOR EACH STATEMENT EXECUTE FUNCTION gateway_lock_logs();
+CREATE TRIGGER changes_notify AFTER INSERT ON changes
+    FOR EACH STATEMENT EXECUTE FUNCTION gateway_notify_changes();
 CREATE TRIGGER changes_no_update BEFORE UPDATE ON changes
     FOR EACH ROW EXECUTE FUNCTION gateway_refuse('changes is append-only');
 

@@ -1,0 +1,72 @@
+"""Which store ``GATEWAY_DB`` names, and what a worker records through on it.
+
+A path is the embedded SQLite store (:class:`gateway.store.Store`); a ``postgresql://``
+URL is PostgreSQL (:class:`gateway.store.pg.PgStore`), shared by several nodes. Both have
+the same methods, arguments, results and errors, so the rest of the gateway holds an
+:data:`AnyStore` and never asks which. What differs is how checks are recorded:
+:func:`recorder_for` builds the recorder each backend needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
+
+from gateway.recorder import Recorder
+from gateway.settings import Settings, is_postgres_url
+from gateway.store.checks import CheckWriter
+from gateway.store.maintenance import Maintenance
+from gateway.store.pg import PgStore
+from gateway.store.pg.maintenance import PgMaintenance
+from gateway.store.pg.notify import ChangeListener
+from gateway.store.pg.recording import PgBatchWriter
+from gateway.store.store import Store
+
+if TYPE_CHECKING:
+    from gateway.feed import Listener
+
+AnyStore: TypeAlias = Store | PgStore
+
+
+async def open_store(db: str) -> AnyStore:
+    """Open (and migrate) the store ``db`` names: a SQLite file or a PostgreSQL URL."""
+    if is_postgres_url(db):
+        return await PgStore.open(db)
+    return await Store.open(db)
+
+
+def recorder_for(settings: Settings, on_batch: Callable[[int, float], None]) -> Recorder:
+    """The recorder of a worker whose store is ``settings.db``.
+
+    SQLite: commits in the loop's thread without an fsync, the log fsynced once for many
+    by the syncer when ``sync`` is FULL, a writer thread for when the file's lock is
+    held elsewhere, the upkeep on a thread. PostgreSQL: batches pipelined on the writer's
+    own connections, durable when the server's commit returns, the upkeep awaited in the
+    loop (see ``gateway.recorder``)."""
+    db = settings.db
+    if is_postgres_url(db):
+        return Recorder(
+            None,
+            batch_writer_factory=lambda: PgBatchWriter.open(db),
+            async_upkeep_factory=lambda: PgMaintenance.open(db),
+            max_queue=settings.recorder_queue,
+            on_batch=on_batch,
+        )
+    return Recorder(
+        lambda: CheckWriter(db, synchronous=settings.sync).open(),
+        upkeep_factory=lambda: Maintenance(db),
+        max_queue=settings.recorder_queue,
+        # Commits in the loop's thread need no fsync of their own: with FULL, the
+        # recorder's syncer fsyncs the log once for many before anyone is answered.
+        inline_factory=lambda: CheckWriter(db, synchronous="NORMAL").open(),
+        durable=settings.sync == "FULL",
+        on_batch=on_batch,
+    )
+
+
+def listener_for(db: str) -> Callable[[Callable[[], None]], Listener] | None:
+    """What wakes a follower of ``db``'s change log when it grows: PostgreSQL's LISTEN
+    (``gateway.store.pg.notify``); None for SQLite, whose followers poll."""
+    if is_postgres_url(db):
+        return lambda wake: ChangeListener(db, wake)
+    return None
