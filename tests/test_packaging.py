@@ -25,7 +25,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML, through litestar; no stub
 
 from gateway.api.ops import readyz
 from gateway.cli import _parser
-from gateway.settings import PREFIX, Settings
+from gateway.settings import PREFIX, Settings, is_postgres_url
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -515,23 +515,31 @@ def test_every_gateway_variable_in_compose_is_a_settings_field() -> None:
             Settings.from_env({**dockerfile().final.env(), **env})
 
 
-def test_the_gateways_use_the_sqlite_store_until_the_postgresql_one_lands() -> None:
+def test_the_gateways_share_the_postgresql_store_and_keep_their_own_files() -> None:
+    postgres = environment(services()["postgres"])
+    local: dict[str, list[str]] = {}
     for name in GATEWAY_SERVICES:
         env = {**dockerfile().final.env(), **environment(services()[name])}
-        assert "://" not in env["GATEWAY_DB"], (
-            f"{name}: GATEWAY_DB={env['GATEWAY_DB']}: today's store takes it for a file name"
-        )
+        url = env["GATEWAY_DB"]
+        assert is_postgres_url(url), f"{name}: GATEWAY_DB={url}"
+        assert f"@postgres:5432/{postgres['POSTGRES_DB']}" in url, "the compose service"
+        assert url.startswith(f"postgresql://{postgres['POSTGRES_USER']}:"), url
+        directory = env["GATEWAY_LOCAL_DIR"]
+        local[name] = [s for s, target in mounts(services()[name]) if target == directory]
+        assert local[name], f"{name}: GATEWAY_LOCAL_DIR {directory} is a volume"
         assert env["GATEWAY_REDIS_URL"].startswith("redis://")
         assert "@redis:6379/" in env["GATEWAY_REDIS_URL"], "the compose service `redis`"
+    assert local["gateway-1"] != local["gateway-2"], "each node's files in its own volume"
 
 
 def test_each_node_is_checked_published_and_scraped_on_the_port_it_serves() -> None:
     found = services()
     ports = {name: node_port(name) for name in GATEWAY_SERVICES}
-    # Two servers on one store need two ports: their metric files are <db dir>/metrics/<port>.
+    # Two servers with one local directory need two ports: metric files are
+    # <local dir>/metrics/<port>.
     stores = {name: [s for s, _ in mounts(found[name])] for name in GATEWAY_SERVICES}
     if stores["gateway-1"] == stores["gateway-2"]:
-        assert len(set(ports.values())) == 2, f"one store, one port: {ports}"
+        assert len(set(ports.values())) == 2, f"one directory, one port: {ports}"
     for name, port in ports.items():
         test = found[name]["healthcheck"]["test"]
         assert test[:2] == ["CMD", "python"], "python's urllib: no curl in the image"
