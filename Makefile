@@ -79,6 +79,10 @@ bench-engine: venv ## Time decide() for subjects with 0, 1 and 5 hits
 bench: venv ## GET /v1/check throughput as ratios to the floor and limit apps (wrk, ~2 min)
 	$(PY) -m loadtest.bench $(BENCH_ARGS)
 
+.PHONY: bench-pg
+bench-pg: venv tools ## As bench, the gateway on a PostgreSQL server started for the run (durable)
+	$(PY) -m loadtest.bench --store postgresql $(BENCH_ARGS)
+
 .PHONY: bench-scale
 bench-scale: venv ## 100,000 vs 10,000,000 entries: cold start, RSS, req/s (first run writes ~9 GB, ~15 min)
 	$(PY) -m loadtest.bench_scale $(SCALE_ARGS)

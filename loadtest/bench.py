@@ -18,6 +18,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from loadtest import datagen
+from loadtest.pg_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 LUA = Path(__file__).with_name("wrk_codes.lua")
@@ -241,8 +243,15 @@ def bench(opts: Any) -> dict[str, Any]:
     wrk, run = ensure_wrk(), Path(opts.out).resolve() / "run"
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
-    env = {**os.environ, "GATEWAY_DB": str(run / "bench.db")}
+    env = {**os.environ, "GATEWAY_DB": str(run / "bench.db"), "GATEWAY_LOCAL_DIR": str(run)}
     servers: dict[str, tuple[Server, Path, str]] = {}
+    postgres = None
+    if opts.store == "postgresql" and "gateway" in opts.apps:
+        # durable (not the tests' fast mode): each acknowledged check waits for the
+        # server's WAL flush, as in production
+        postgres = PostgresServer(Path(tempfile.mkdtemp(prefix="bench-pg-"))).start()
+        env["GATEWAY_DB"] = postgres.create_database("bench")
+        print(f"store: PostgreSQL {postgres.url} (synchronous_commit on, fsync on)")
     rounds: dict[str, list[Run]] = {app: [] for app in opts.apps}
     key, listed = "", ""
     batch: list[tuple[float, float]] = []
@@ -272,6 +281,9 @@ def bench(opts: Any) -> dict[str, Any]:
     finally:
         for server, *_ in servers.values():
             server.stop()
+        if postgres is not None:
+            postgres.stop()
+            shutil.rmtree(postgres.directory, ignore_errors=True)
     result = summarise(opts, rounds, batch)
     if paced:
         result["paced"] = {k: round(v, 2) for k, v in paced.items()}
@@ -290,7 +302,7 @@ def summarise(
     ratios = {f"{a}/{b}": round(rps[a] / rps[b], 3) for a, b in pairs if {a, b} <= rps.keys()}
     settings = {k: v for k, v in vars(opts).items() if k != "out"} | {"wrk": "-t1 --latency"}
     settings["gateway_env"] = {  # a Redis URL may carry a password
-        k: ("<set>" if k == "GATEWAY_REDIS_URL" else v)
+        k: ("<set>" if k in ("GATEWAY_REDIS_URL", "GATEWAY_DB") and "://" in v else v)
         for k, v in os.environ.items()
         if k.startswith("GATEWAY_")
     }
@@ -342,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     add("--batch-runs", type=int, default=20, help="timed batch checks after the rounds")
     add("--batch-size", type=int, default=1000, help="codes per batch check")
+    add(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the gateway's store: a SQLite file, or a PostgreSQL server started for the run",
+    )
     add("--apps", default=",".join(APPS), help="comma-separated subset of floor,limit,gateway")
     add("--start-timeout", type=float, default=120, help="seconds for a server to be ready")
     add("--out", default=str(REPO / "var" / "bench"), help="output directory")
