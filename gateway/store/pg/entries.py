@@ -18,10 +18,10 @@ from typing import Any, Final
 import asyncpg
 
 from gateway.model import EntryInput, ListEntry, StatusChange
-from gateway.store.entries import UpsertCounts, UpsertResult, upsert_rounds
+from gateway.store.entries import UpsertCounts, UpsertResult, changed_rows, upsert_rounds
 from gateway.store.pg import audit
 from gateway.store.pg.rows import INSERT_CHANGES, INSERT_HISTORY, entry_from_record
-from gateway.store.rows import ENTRY_COLUMNS, new_ids, now_iso, status_change_from_row, to_json
+from gateway.store.rows import ENTRY_COLUMNS, new_ids, now_iso, status_change_from_row
 from gateway.store.staging import CANONICAL_COLUMNS, STAGED_COLUMNS, staged_row
 
 _WIDTH: Final = len(CANONICAL_COLUMNS)
@@ -83,8 +83,7 @@ async def _apply(
         existing = {(r[0], r[1]): r for r in found}
     new: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
-    history: list[tuple[str, str, str, str, str, str]] = []
-    changes: list[tuple[str, str]] = []
+    changed: list[tuple[Any, ...]] = []  # (entry_id, status, *before, *after)
     matched = 0
     for s in staged:
         match = existing.get((s[-2], s[-1])) if s[-1] is not None else None
@@ -99,16 +98,8 @@ async def _apply(
         after = s[2 : 2 + _WIDTH]
         if before == after:
             continue
-        details: dict[str, str] = {}
-        for name, old, value in zip(CANONICAL_COLUMNS, before, after, strict=True):
-            if old != value:
-                details[name] = value or ""
-                details[f"{name}_before"] = old or ""
         updates.append((entry_id, *after))
-        history.append((entry_id, status, now, actor, "updated", to_json(details)))
-        if before[0] != after[0]:  # the entry moves to another subject: both change
-            changes.append((before[0], entry_id))
-        changes.append((after[0], entry_id))
+        changed.append((entry_id, status, *before, *after))
     if new:
         rows = [(s[1], *s[2:9], _dated(s[9]), _dated(s[10]), *s[11:]) for s in new]
         await conn.execute(_INSERT_NEW, *_columns(rows, len(_TYPES)), now)
@@ -126,10 +117,11 @@ async def _apply(
         await conn.execute(INSERT_CHANGES, [s[2] for s in new], new_ids_, "entry", now, actor)
     if updates:
         rows = [(*u[:8], _dated(u[8]), _dated(u[9])) for u in updates]
+        history, changes = changed_rows(changed, now, actor)
         await conn.execute(_UPDATE, *_columns(rows, _WIDTH + 1), now)
         await conn.execute(INSERT_HISTORY, *_columns(history, 6))
         await conn.execute(
-            INSERT_CHANGES, [u for u, _ in changes], [e for _, e in changes], "entry", now, actor
+            INSERT_CHANGES, [c[0] for c in changes], [c[2] for c in changes], "entry", now, actor
         )
     return UpsertCounts(len(new), len(updates), matched - len(updates))
 
