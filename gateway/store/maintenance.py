@@ -20,7 +20,6 @@ transaction that reads the watermark it moves, so no row is indexed twice.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -47,6 +46,7 @@ class Maintenance:
         self._conn: sqlite3.Connection | None = None
         self._pin: sqlite3.Connection | None = None
         self._copier: sqlite3.Connection | None = None
+        self._restarter: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -102,11 +102,14 @@ class Maintenance:
     def checkpoint(self) -> tuple[int, int]:
         """A passive WAL checkpoint, written back in paced steps: (frames in the WAL, frames
         copied to the database)."""
-        if self._pin is None or self._copier is None:
+        if self._pin is None or self._copier is None or self._restarter is None:
             self._pin = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._pin.execute("PRAGMA query_only = ON")
             self._copier = wal_checkpoint.connect(self.path)
-        return wal_checkpoint.checkpoint(self.path, self._pin, self._copier)
+            self._restarter = wal_checkpoint.connect_restarter(self.path)
+        done = wal_checkpoint.checkpoint(self.path, self._pin, self._copier)
+        wal_checkpoint.restart(self._restarter)
+        return done
 
     def pending(self) -> int:
         """Checks (or feedback) recorded but not yet indexed by subject or rolled up."""
@@ -187,14 +190,11 @@ class Maintenance:
         return probe() or self._last_check() != mark
 
     def wal_bytes(self) -> int:
-        """The size of the write-ahead log (0 if there is none)."""
-        try:
-            return os.stat(f"{self.path}-wal").st_size
-        except FileNotFoundError:
-            return 0
+        """Bytes of the write-ahead log in use since its last restart (0 if none)."""
+        return wal_checkpoint.log_in_use(self.path)
 
     def close(self) -> None:
-        for conn in (self._conn, self._pin, self._copier):
+        for conn in (self._conn, self._pin, self._copier, self._restarter):
             if conn is not None:
                 conn.close()
-        self._conn = self._pin = self._copier = None
+        self._conn = self._pin = self._copier = self._restarter = None

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,61 @@ def test_the_write_back_pauses_only_after_steps_that_wrote(
     pauses.clear()
     wal_checkpoint.write_back(path, step=1024 * 1024)  # clean now: nothing to pace
     assert pauses == []
+
+
+def test_the_log_in_use_is_its_frames_since_the_last_restart(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    caller = make_caller(db)
+    with CheckWriter(db) as writer:
+        writer.write([check(n, caller.caller_id) for n in range(1, 300)])
+        conn = sqlite3.connect(db, isolation_level=None)
+        frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        assert wal_checkpoint.log_in_use(db) == frames * (page + 24) > 0
+        size = os.stat(f"{db}-wal").st_size
+        assert wal_checkpoint.restart(wal_checkpoint.connect_restarter(db))
+        writer.write([check(300, caller.caller_id)])
+        # written over from the start: a few frames in use, the file as large as it was
+        assert 0 < wal_checkpoint.log_in_use(db) < 10 * (page + 24)
+        assert os.stat(f"{db}-wal").st_size == size
+        conn.close()
+
+
+def test_under_continuous_commits_the_checkpoint_restarts_the_log(tmp_path: Path) -> None:
+    """A commit every millisecond or so, as under load: a passive checkpoint never copies
+    the last frame before the next commit, so SQLite never restarts the log by itself and
+    it grows by everything written; the upkeep's checkpoint restarts it, and the log stays
+    about as large as its limit."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db)
+    stop = threading.Event()
+    written = [0]
+
+    def commit_continuously() -> None:
+        with CheckWriter(db, synchronous="NORMAL") as writer:
+            n = 1_000
+            while not stop.is_set():
+                writer.write([check(n + i, caller.caller_id) for i in range(10)])
+                written[0] += 10
+                n += 10
+                time.sleep(0.0005)
+
+    thread = threading.Thread(target=commit_continuously)
+    thread.start()
+    maintenance = Maintenance(db)
+    limit = 1024 * 1024
+    largest = 0
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            maintenance.run_once(busy=True, wal_limit=limit)
+            largest = max(largest, os.stat(f"{db}-wal").st_size)
+        restarted = restarts(db)  # while the writer still holds the log open
+    finally:
+        stop.set()
+        thread.join()
+        maintenance.close()
+    assert written[0] * 200 > 8 * limit, "enough was written to outgrow the limit many times"
+    assert restarted > 1
+    assert largest < 4 * limit
