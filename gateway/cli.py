@@ -15,6 +15,7 @@ from typing import Any
 from gateway import cli_keys
 from gateway.privacy import RedactingFilter
 from gateway.settings import Settings, SettingsError
+from gateway.store.errors import StoreError
 from measures_catalog import Catalog, CatalogError, load
 
 
@@ -136,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, CatalogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:  # cannot open it, or a schema newer than this code
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _redact_last_resort() -> None:
@@ -171,6 +175,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
     from granian import Granian
     from granian.constants import Interfaces
 
+    # The store opened (and migrated) once here: one line naming a store that cannot be
+    # opened, instead of every worker failing its start with a traceback, again and again.
+    asyncio.run(_open_and_close(settings.db))
     os.environ["GATEWAY_DB"] = settings.db
     os.environ["GATEWAY_WORKERS"] = str(workers)  # each enforces its share of rate limits
     # Every worker keeps its metrics in a file there; a scrape adds them up (gateway.metrics).
@@ -200,6 +207,13 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
     server.signal_handler_reload = lambda *_: reload_on_signal(settings)  # type: ignore[method-assign]
     server.serve()
     return 0
+
+
+async def _open_and_close(db: str) -> None:
+    from gateway.store.backend import open_store
+
+    store = await open_store(db)
+    await store.close()
 
 
 def reload_on_signal(settings: Settings) -> None:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway.store import SchemaError, Store, schema
+from gateway.store import SchemaError, Store, backend, schema
 from gateway.store.pg import is_postgres_url, upgrade
 
 #: What a store that cannot be reached, read or migrated raises: reported, not a traceback.
-STORE_ERRORS = (SchemaError, OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
+STORE_ERRORS = (SchemaError, *backend.STORE_ERRORS)
 
 
 async def run_migrate(db: str) -> str:

@@ -49,7 +49,7 @@ def db_label(db: str) -> str:
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: The store: a SQLite file (the embedded store), or a PostgreSQL URL
     #: (``postgresql://user:password@host:5432/db``) that several nodes share.
-    db: str = "./var/gateway.db"
+    db: Annotated[str, msgspec.Meta(min_length=1)] = "./var/gateway.db"
     #: Directory of this node's own files (the workers' metrics, the saved snapshot, an
     #: import's staging file); empty means the SQLite file's directory, or ``./var`` when
     #: ``db`` is a PostgreSQL URL.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -275,3 +276,36 @@ def test_keys_create_with_a_bad_scope_fails_clearly_and_creates_nothing(tmp_path
     assert gateway(db, "keys", "list").stdout.splitlines() == [
         "key_id\tcaller\tdepartment\tscopes\tcreated_at\trevoked_at\texpires_at\trate_per_second"
     ]
+
+
+def test_a_store_that_cannot_be_opened_is_one_line_without_its_password(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://gateway:s3cret-pw@127.0.0.1:{port}/gateway"
+    for command in (["keys", "list"], ["import", str(tmp_path / "none.csv")], ["audit"]):
+        done = gateway(tmp_path / "unused.db", *command, GATEWAY_DB=url)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith("error: cannot open the store postgresql://gateway:***@"), (
+            done.stderr
+        )
+        assert "Traceback" not in done.stderr
+        assert "s3cret-pw" not in done.stderr + done.stdout
+
+
+def test_an_empty_store_setting_is_refused_naming_the_variable(tmp_path: Path) -> None:
+    done = gateway(tmp_path / "unused.db", "keys", "list", GATEWAY_DB="")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: GATEWAY_DB:"), done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_serve_on_a_store_that_cannot_be_opened_says_so_and_exits(tmp_path: Path) -> None:
+    url = "postgresql://gateway:s3cret-pw@127.0.0.1:1/gateway"
+    done = gateway(tmp_path / "unused.db", "serve", "--port", "1", GATEWAY_DB=url, timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        "error: cannot open the store postgresql://gateway:***@127.0.0.1:1/gateway: "
+        "ConnectionRefusedError"
+    )
+    assert done.stderr.count("\n") == 1, "one line, no traceback"

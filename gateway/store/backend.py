@@ -9,12 +9,16 @@ the same methods, arguments, results and errors, so the rest of the gateway hold
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+import asyncpg
 
 from gateway.recorder import Recorder
-from gateway.settings import Settings, is_postgres_url
+from gateway.settings import Settings, db_label, is_postgres_url
 from gateway.store.checks import CheckWriter
+from gateway.store.errors import StoreUnavailable
 from gateway.store.maintenance import Maintenance
 from gateway.store.pg import PgStore
 from gateway.store.pg.maintenance import PgMaintenance
@@ -28,11 +32,22 @@ if TYPE_CHECKING:
 AnyStore: TypeAlias = Store | PgStore
 
 
+#: What opening a store, or a statement on it, raises when the file or server fails.
+STORE_ERRORS: Final = (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 async def open_store(db: str) -> AnyStore:
-    """Open (and migrate) the store ``db`` names: a SQLite file or a PostgreSQL URL."""
-    if is_postgres_url(db):
-        return await PgStore.open(db)
-    return await Store.open(db)
+    """Open (and migrate) the store ``db`` names: a SQLite file or a PostgreSQL URL.
+    :class:`~gateway.store.errors.StoreUnavailable` (the store named without a password)
+    when it cannot be opened; ``SchemaError`` when its schema is newer than this code."""
+    try:
+        if is_postgres_url(db):
+            return await PgStore.open(db)
+        return await Store.open(db)
+    except STORE_ERRORS as exc:  # TimeoutError is an OSError
+        raise StoreUnavailable(
+            f"cannot open the store {db_label(db)}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def recorder_for(settings: Settings, on_batch: Callable[[int, float], None]) -> Recorder:

@@ -13,6 +13,11 @@ class SchemaError(StoreError):
     """The database schema cannot be used by this code (e.g. it is newer)."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be opened: a file that cannot be created or read, a server that
+    cannot be reached or refuses the connection."""
+
+
 class EntryNotFound(StoreError, LookupError):
     """No list entry has this id."""
 
