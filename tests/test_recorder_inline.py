@@ -35,6 +35,7 @@ class TracedWriter(CheckWriter):
         self.fail_sync = fail_sync
         self.sync_seconds = sync_seconds  # a slow disk
         self.transactions = 0
+        self.sync_threads: list[str] = []  # the thread of each log sync, in order
         self._events_lock = threading.Lock()
 
     def try_write(
@@ -50,6 +51,7 @@ class TracedWriter(CheckWriter):
     def sync_wal(self) -> None:
         with self._events_lock:
             self.events.append(("sync-start", len(self.events)))
+            self.sync_threads.append(threading.current_thread().name)
         if self.fail_sync:
             raise OSError(5, "Input/output error")
         time.sleep(self.sync_seconds)
@@ -110,18 +112,21 @@ def test_records_submitted_during_an_fsync_are_committed_together_after_it(
     async def scenario() -> None:
         recorder = Recorder(lambda: CheckWriter(db), inline_factory=lambda: writer.open())
         await recorder.start()
-        futures = [recorder.submit(check(1, caller))]  # its fsync takes 50 ms
+        # a slow disk: the first fsync, in the loop's thread, takes 50 ms; the next ones
+        # go to the syncer thread
+        assert await recorder.submit(check(1, caller))
+        futures = [recorder.submit(check(2, caller))]  # its fsync (thread) takes 50 ms
         await asyncio.sleep(0.005)
         for turn in range(20):  # 20 turns of the loop during that fsync, 5 checks each
-            futures += [recorder.submit(check(2 + turn * 5 + n, caller)) for n in range(5)]
+            futures += [recorder.submit(check(3 + turn * 5 + n, caller)) for n in range(5)]
             await asyncio.sleep(0.001)
-        assert writer.transactions == 1, "held back while the fsync runs"
+        assert writer.transactions == 2, "held back while the fsync runs"
         assert all(await asyncio.gather(*futures))
         await recorder.stop()
 
     asyncio.run(scenario())
-    assert len(stored_ids(db)) == 101
-    assert writer.transactions == 2  # the first check, then the 100 held back, in one
+    assert len(stored_ids(db)) == 102
+    assert writer.transactions == 3  # check 1, check 2, then the 100 held back, in one
 
 
 def test_a_held_lock_sends_the_turn_to_the_writer_thread(tmp_path: Path) -> None:
@@ -219,3 +224,32 @@ def test_a_lock_held_for_a_moment_is_waited_for_inline_not_by_the_thread(
         blocker.close()
     # Committed by the inline writer once the lock was free (the thread never took them).
     assert [kind for kind, _ in events].count("commit") == 3
+
+
+def test_a_quick_disk_is_fsynced_by_the_loop_and_a_slow_one_by_the_thread(
+    tmp_path: Path,
+) -> None:
+    """The loop's thread fsyncs the log itself (no thread to wake: half the wait) while
+    the fsyncs are quick; one slower than SLOW_SYNC sends the next ones to the syncer
+    thread, so that a disk in trouble does not hold up the loop's other work."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    writer = TracedWriter(db, [])
+
+    async def scenario() -> None:
+        recorder = Recorder(lambda: CheckWriter(db), inline_factory=lambda: writer.open())
+        await recorder.start()
+        for n in range(1, 11):
+            assert await recorder.submit(check(n, caller))
+        assert writer.sync_threads == ["MainThread"] * 10
+        writer.sync_seconds = 0.02  # the disk slows down
+        assert await recorder.submit(check(11, caller))  # this fsync still in the loop
+        writer.sync_seconds = 0.0
+        for n in range(12, 17):
+            assert await recorder.submit(check(n, caller))
+        assert writer.sync_threads[10] == "MainThread"
+        assert writer.sync_threads[11:] == ["wal-sync"] * 5
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert len(stored_ids(db)) == 16
