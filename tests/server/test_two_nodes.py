@@ -4,7 +4,8 @@ Each node is its own ``python -m gateway serve`` with ``GATEWAY_DB=postgresql://
 directory of its own (``GATEWAY_LOCAL_DIR``). A check made on one node takes its feedback
 through the other; the loop report, asked of either node, counts the checks and feedback
 of both; a list changed through one node is answered by the other within a second while
-its poll interval is ten (so only PostgreSQL's LISTEN/NOTIFY can have carried it); and
+its poll interval is ten (so only PostgreSQL's LISTEN/NOTIFY, or the Redis stream when
+the nodes share a Redis, can have carried it); and
 both nodes leave their files in their own directory, none beside a database file.
 """
 
@@ -20,19 +21,33 @@ import msgspec
 import pytest
 
 from gateway.clock import CST
+from loadtest.redis_server import RedisServer
 from tests.fixtures import CLEAR, RESTRICTED, Seeded, entry
 from tests.server.conftest import Server
 
 pytestmark = pytest.mark.slow
 
 
-def node(server_factory: type[Server], seeded: Seeded, tmp_path: Path, name: str) -> Server:
+@pytest.fixture(params=["postgresql", "postgresql+redis"])
+def shared(request: pytest.FixtureRequest) -> dict[str, str]:
+    """What the nodes share beside the database: nothing, or a real redis-server (list
+    changes then travel on its stream, see docs/scale-out.md)."""
+    if request.param == "postgresql":
+        return {}
+    redis: RedisServer = request.getfixturevalue("redis_server")
+    return {"GATEWAY_REDIS_URL": redis.url}
+
+
+def node(
+    server_factory: type[Server], seeded: Seeded, tmp_path: Path, name: str, shared: dict[str, str]
+) -> Server:
     local = tmp_path / name
     return server_factory(
         tmp_path / f"{name}.db",  # names the log only: the store is the URL
         GATEWAY_DB=str(seeded.path),
         GATEWAY_LOCAL_DIR=str(local),
         GATEWAY_POLL_INTERVAL="10",
+        **shared,
     ).start()
 
 
@@ -72,10 +87,10 @@ def report(server: Server, seeded: Seeded) -> dict[str, Any]:
 
 
 def test_a_check_on_one_node_takes_its_feedback_on_the_other_and_reports_count_both(
-    server_factory: type[Server], pg_seeded: Seeded, tmp_path: Path
+    server_factory: type[Server], pg_seeded: Seeded, tmp_path: Path, shared: dict[str, str]
 ) -> None:
-    a = node(server_factory, pg_seeded, tmp_path, "node-a")
-    b = node(server_factory, pg_seeded, tmp_path, "node-b")
+    a = node(server_factory, pg_seeded, tmp_path, "node-a", shared)
+    b = node(server_factory, pg_seeded, tmp_path, "node-b", shared)
 
     on_a = check(a, pg_seeded, RESTRICTED)
     on_b = check(b, pg_seeded, RESTRICTED)
@@ -124,10 +139,10 @@ def test_a_check_on_one_node_takes_its_feedback_on_the_other_and_reports_count_b
 
 
 def test_a_list_changed_through_one_node_is_answered_by_the_other_within_a_second(
-    server_factory: type[Server], pg_seeded: Seeded, tmp_path: Path
+    server_factory: type[Server], pg_seeded: Seeded, tmp_path: Path, shared: dict[str, str]
 ) -> None:
-    a = node(server_factory, pg_seeded, tmp_path, "node-a")
-    b = node(server_factory, pg_seeded, tmp_path, "node-b")
+    a = node(server_factory, pg_seeded, tmp_path, "node-a", shared)
+    b = node(server_factory, pg_seeded, tmp_path, "node-b", shared)
     code = CLEAR
     assert check(b, pg_seeded, code)["verdict"] == "clear"
     today = datetime.now(CST).date()
