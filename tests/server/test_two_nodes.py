@@ -73,6 +73,12 @@ def feedback_for(answer: Any, outcome: str) -> dict[str, Any]:
     }
 
 
+def post_feedback(server: Server, seeded: Seeded, check_id: str, body: Any) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/v1/checks/{check_id}/feedback", json=body, headers=seeded.auth(), timeout=5
+    )
+
+
 def report(server: Server, seeded: Seeded) -> dict[str, Any]:
     today = datetime.now(CST).date().isoformat()
     answer = httpx.get(
@@ -99,28 +105,13 @@ def test_a_check_on_one_node_takes_its_feedback_on_the_other_and_reports_count_b
 
     # feedback through the node that did not make the check
     sent = feedback_for(on_a, "不予受理")
-    first = httpx.post(
-        f"{b.url}/v1/checks/{on_a['check_id']}/feedback",
-        json=sent,
-        headers=pg_seeded.auth(),
-        timeout=5,
-    )
+    first = post_feedback(b, pg_seeded, on_a["check_id"], sent)
     assert first.status_code == 201, first.text
     # the same feedback again, through the first node: already recorded, same answer
-    again = httpx.post(
-        f"{a.url}/v1/checks/{on_a['check_id']}/feedback",
-        json=sent,
-        headers=pg_seeded.auth(),
-        timeout=5,
-    )
+    again = post_feedback(a, pg_seeded, on_a["check_id"], sent)
     assert again.status_code == 200, again.text
     assert again.json() == first.json()
-    other = httpx.post(
-        f"{a.url}/v1/checks/{on_b['check_id']}/feedback",
-        json=feedback_for(on_b, "不予受理"),
-        headers=pg_seeded.auth(),
-        timeout=5,
-    )
+    other = post_feedback(a, pg_seeded, on_b["check_id"], feedback_for(on_b, "不予受理"))
     assert other.status_code == 201, other.text
     shown = httpx.get(
         f"{a.url}/v1/checks/{on_a['check_id']}", headers=pg_seeded.auth(), timeout=5
