@@ -12,6 +12,7 @@ the entries' history only.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import aiosqlite
@@ -50,8 +51,16 @@ async def record(
     await db.execute(INSERT, params(actor, action, target, before, after))
 
 
-async def query(
-    db: aiosqlite.Connection,
+#: A statement's n-th parameter (from 1): SQLite's ``?``, PostgreSQL's ``$n``.
+Placeholder = Callable[[int], str]
+
+
+def qmark(_: int) -> str:
+    return "?"
+
+
+def query_sql(
+    mark: Placeholder,
     *,
     action: str | None = None,
     actor: str | None = None,
@@ -60,35 +69,47 @@ async def query(
     until: str | None = None,
     after_id: int = 0,
     limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Lines in order (oldest first) after ``after_id``, filtered; ``since``/``until``
-    compare with ``at`` (ISO 8601 with offset, as written)."""
-    where: list[str] = ["id > ?"]
-    params: list[object] = [after_id]
-    for column, value in (("action", action), ("actor", actor), ("target", target)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if since is not None:
-        where.append("at >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("at < ?")
-        params.append(until)
-    rows = await db.execute_fetchall(
-        "SELECT id, at, actor, action, target, before, after FROM audit_log "
-        f"WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
-        (*params, limit),
+) -> tuple[str, list[object]]:
+    """The statement of :func:`query` and its parameters, ``mark`` writing each parameter
+    as the backend does (shared by both backends)."""
+    params: list[object] = []
+    where: list[str] = []
+    conditions = (
+        ("id >", after_id),
+        ("action =", action),
+        ("actor =", actor),
+        ("target =", target),
+        ("at >=", since),
+        ("at <", until),
     )
-    return [
-        {
-            "id": r[0],
-            "at": r[1],
-            "actor": r[2],
-            "action": r[3],
-            "target": r[4],
-            "before": None if r[5] is None else _decode.decode(r[5]),
-            "after": None if r[6] is None else _decode.decode(r[6]),
-        }
-        for r in rows
-    ]
+    for condition, value in conditions:
+        if value is not None:
+            params.append(value)
+            where.append(f"{condition} {mark(len(params))}")
+    params.append(limit)
+    sql = (
+        "SELECT id, at, actor, action, target, before, after FROM audit_log "
+        f"WHERE {' AND '.join(where)} ORDER BY id LIMIT {mark(len(params))}"
+    )
+    return sql, params
+
+
+def line(r: Sequence[Any]) -> dict[str, Any]:
+    """A row of :func:`query_sql`'s statement as the API shows it."""
+    return {
+        "id": r[0],
+        "at": r[1],
+        "actor": r[2],
+        "action": r[3],
+        "target": r[4],
+        "before": None if r[5] is None else _decode.decode(r[5]),
+        "after": None if r[6] is None else _decode.decode(r[6]),
+    }
+
+
+async def query(db: aiosqlite.Connection, **filters: Any) -> list[dict[str, Any]]:
+    """Lines in order (oldest first) after ``after_id``, filtered by ``action``, ``actor``,
+    ``target``; ``since``/``until`` compare with ``at`` (ISO 8601 with offset, as
+    written); at most ``limit``."""
+    sql, params = query_sql(qmark, **filters)
+    return [line(r) for r in await db.execute_fetchall(sql, params)]
