@@ -8,7 +8,7 @@ generation moves, so a revocation is in force everywhere within their poll inter
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -91,6 +91,49 @@ def iso_instant(moment: datetime | None) -> str | None:
     return moment.astimezone().isoformat(timespec="milliseconds")
 
 
+#: api_keys's columns as a new key is inserted (both backends).
+NEW_KEY_COLUMNS: Final = (
+    "key_id, caller_id, key_hash, salt, scopes, created_at, expires_at, rate_per_second, "
+    "burst, replaces"
+)
+
+
+async def insert_new_key(
+    insert: Callable[[tuple[Any, ...]], Awaitable[object]],
+    collision: type[Exception],
+    caller_id: int,
+    scopes: frozenset[str],
+    limits: KeyLimits,
+    now: str,
+    replaces: str | None = None,
+) -> tuple[str, str]:
+    """Draw a key, and ``insert`` its row (the values of :data:`NEW_KEY_COLUMNS`), drawing
+    again if its id collides (``collision``: 62**8 ids, but be sure); (key id, key)."""
+    for attempt in range(5):
+        key_id, key = new_key()
+        salt = new_salt()
+        row = (
+            key_id,
+            caller_id,
+            key_digest(key, salt),
+            salt,
+            scopes_text(scopes),
+            now,
+            iso_instant(limits.expires_at),
+            limits.rate_per_second,
+            limits.burst,
+            replaces,
+        )
+        try:
+            await insert(row)
+        except collision:
+            if attempt == 4:
+                raise
+            continue
+        return key_id, key
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 async def _insert_key(
     db: aiosqlite.Connection,
     caller_id: int,
@@ -99,33 +142,16 @@ async def _insert_key(
     now: str,
     replaces: str | None = None,
 ) -> tuple[str, str]:
-    for attempt in range(5):
-        key_id, key = new_key()
-        salt = new_salt()
-        try:
-            await db.execute(
-                "INSERT INTO api_keys (key_id, caller_id, key_hash, salt, scopes, created_at, "
-                "expires_at, rate_per_second, burst, replaces) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key_id,
-                    caller_id,
-                    key_digest(key, salt),
-                    salt,
-                    scopes_text(scopes),
-                    now,
-                    iso_instant(limits.expires_at),
-                    limits.rate_per_second,
-                    limits.burst,
-                    replaces,
-                ),
-            )
-        except sqlite3.IntegrityError:  # a key id collision: 62**8 ids, but be sure
-            if attempt == 4:
-                raise
-            continue
-        return key_id, key
-    raise AssertionError("unreachable")  # pragma: no cover
+    sql = f"INSERT INTO api_keys ({NEW_KEY_COLUMNS}) VALUES ({', '.join('?' * 10)})"
+    return await insert_new_key(
+        lambda row: db.execute(sql, row),
+        sqlite3.IntegrityError,
+        caller_id,
+        scopes,
+        limits,
+        now,
+        replaces,
+    )
 
 
 async def create_key(
@@ -189,15 +215,27 @@ async def _changed(
     await control.bump(db, KEYS_CONTROL, key_id, actor)
 
 
-async def _in_force(db: aiosqlite.Connection, key_id: str) -> dict[str, Any]:
-    """The key, which must be neither revoked nor expired."""
-    found = await _describe(db, key_id)
+def in_force(found: dict[str, Any] | None, key_id: str) -> dict[str, Any]:
+    """``found`` (:func:`key_row`), which must be a key neither revoked nor expired."""
     if found is None or found["revoked_at"] is not None:
         raise KeyNotFound(f"no key in force has the id {key_id!r}")
     expires = found["expires_at"]
     if expires is not None and datetime.fromisoformat(expires) <= datetime.now().astimezone():
         raise KeyNotFound(f"the key {key_id!r} expired at {expires}")
     return found
+
+
+def rotation(old: dict[str, Any], overlap: timedelta) -> tuple[str | None, KeyLimits]:
+    """When the rotated key ``old`` ends (``overlap`` from now, or its own expiry if
+    sooner), and the limits its successor takes over (not its expiry)."""
+    ends = datetime.now().astimezone() + overlap
+    if old["expires_at"] is not None:
+        ends = min(ends, datetime.fromisoformat(old["expires_at"]))
+    return iso_instant(ends), KeyLimits(None, old["rate_per_second"], old["burst"])
+
+
+async def _in_force(db: aiosqlite.Connection, key_id: str) -> dict[str, Any]:
+    return in_force(await _describe(db, key_id), key_id)
 
 
 #: The keys not revoked, as :func:`key_in_force` reads them (the same SQL on both backends).
@@ -240,17 +278,12 @@ async def rotate_key(
     ``overlap`` (or until its own expiry, if sooner). Returns the new caller view, the
     new plaintext key and the old key as it now stands."""
     old = await _in_force(db, key_id)
-    now_moment = datetime.now().astimezone()
-    ends = now_moment + overlap
-    if old["expires_at"] is not None:
-        ends = min(ends, datetime.fromisoformat(old["expires_at"]))
-    now = now_iso()
+    ends, limits = rotation(old, overlap)
     scopes = frozenset(old["scopes"])
-    limits = KeyLimits(None, old["rate_per_second"], old["burst"])
-    new_id, key = await _insert_key(db, old["caller_id"], scopes, limits, now, replaces=key_id)
-    await db.execute(
-        "UPDATE api_keys SET expires_at = ? WHERE key_id = ?", (iso_instant(ends), key_id)
+    new_id, key = await _insert_key(
+        db, old["caller_id"], scopes, limits, now_iso(), replaces=key_id
     )
+    await db.execute("UPDATE api_keys SET expires_at = ? WHERE key_id = ?", (ends, key_id))
     after_old = await _describe(db, key_id)
     assert after_old is not None
     await _changed(db, actor, "key.rotate", key_id, old, after_old)

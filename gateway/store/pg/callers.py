@@ -6,7 +6,7 @@ in one transaction (which holds the log lock from its start, as every write does
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 import asyncpg
@@ -16,23 +16,23 @@ from gateway.store.callers import (
     KEY_COLUMNS,
     KEYS_CONTROL,
     KEYS_IN_FORCE,
+    NEW_KEY_COLUMNS,
     KeyInForce,
     KeyLimits,
-    KeyNotFound,
+    in_force,
+    insert_new_key,
     iso_instant,
     key_in_force,
     key_row,
-    scopes_text,
+    rotation,
 )
-from gateway.store.keys import key_digest, new_key, new_salt
 from gateway.store.pg import audit, control
 from gateway.store.pg.rows import command_count
 from gateway.store.rows import now_iso
 
 _FIND_CALLER: Final = "SELECT caller_id FROM callers WHERE name = $1 AND department = $2"
 _INSERT_KEY: Final = (
-    "INSERT INTO api_keys (key_id, caller_id, key_hash, salt, scopes, created_at, "
-    "expires_at, rate_per_second, burst, replaces) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    f"INSERT INTO api_keys ({NEW_KEY_COLUMNS}) VALUES ({', '.join(f'${n}' for n in range(1, 11))})"
 )
 _DESCRIBE: Final = (
     f"SELECT {KEY_COLUMNS} FROM api_keys AS k JOIN callers AS c USING (caller_id) "
@@ -66,30 +66,13 @@ async def _insert_key(
     now: str,
     replaces: str | None = None,
 ) -> tuple[str, str]:
-    for attempt in range(5):
-        key_id, key = new_key()
-        salt = new_salt()
-        try:
-            async with conn.transaction():  # a savepoint: a failed statement aborts the rest
-                await conn.execute(
-                    _INSERT_KEY,
-                    key_id,
-                    caller_id,
-                    key_digest(key, salt),
-                    salt,
-                    scopes_text(scopes),
-                    now,
-                    iso_instant(limits.expires_at),
-                    limits.rate_per_second,
-                    limits.burst,
-                    replaces,
-                )
-        except asyncpg.UniqueViolationError:  # a key id collision: 62**8 ids, but be sure
-            if attempt == 4:
-                raise
-            continue
-        return key_id, key
-    raise AssertionError("unreachable")  # pragma: no cover
+    async def insert(row: tuple[Any, ...]) -> None:
+        async with conn.transaction():  # a savepoint: a failed statement aborts the rest
+            await conn.execute(_INSERT_KEY, *row)
+
+    return await insert_new_key(
+        insert, asyncpg.UniqueViolationError, caller_id, scopes, limits, now, replaces
+    )
 
 
 async def _describe(conn: asyncpg.Connection, key_id: str) -> dict[str, Any] | None:
@@ -112,13 +95,7 @@ async def _changed(
 async def _in_force(conn: asyncpg.Connection, key_id: str) -> dict[str, Any]:
     """The key, which must be neither revoked nor expired (locked until the commit)."""
     await conn.execute("SELECT 1 FROM api_keys WHERE key_id = $1 FOR UPDATE", key_id)
-    found = await _describe(conn, key_id)
-    if found is None or found["revoked_at"] is not None:
-        raise KeyNotFound(f"no key in force has the id {key_id!r}")
-    expires = found["expires_at"]
-    if expires is not None and datetime.fromisoformat(expires) <= datetime.now().astimezone():
-        raise KeyNotFound(f"the key {key_id!r} expired at {expires}")
-    return found
+    return in_force(await _describe(conn, key_id), key_id)
 
 
 async def create_key(
@@ -161,16 +138,12 @@ async def rotate_key(
     """As :func:`gateway.store.callers.rotate_key`: a new key for the same caller, scopes
     and rate limit; the old one stays valid for ``overlap`` (or until its own expiry)."""
     old = await _in_force(conn, key_id)
-    ends = datetime.now().astimezone() + overlap
-    if old["expires_at"] is not None:
-        ends = min(ends, datetime.fromisoformat(old["expires_at"]))
-    now = now_iso()
+    ends, limits = rotation(old, overlap)
     scopes = frozenset(old["scopes"])
-    limits = KeyLimits(None, old["rate_per_second"], old["burst"])
-    new_id, key = await _insert_key(conn, old["caller_id"], scopes, limits, now, replaces=key_id)
-    await conn.execute(
-        "UPDATE api_keys SET expires_at = $1 WHERE key_id = $2", iso_instant(ends), key_id
+    new_id, key = await _insert_key(
+        conn, old["caller_id"], scopes, limits, now_iso(), replaces=key_id
     )
+    await conn.execute("UPDATE api_keys SET expires_at = $1 WHERE key_id = $2", ends, key_id)
     after_old = await _describe(conn, key_id)
     assert after_old is not None
     await _changed(conn, actor, "key.rotate", key_id, old, after_old)
