@@ -124,6 +124,24 @@ def current_version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
+def latest_of(migrations: tuple[tuple[int, str], ...]) -> int:
+    """The version ``migrations`` bring a database to (0 for none), once checked that
+    their versions are positive and strictly increasing (both backends)."""
+    versions = [version for version, _ in migrations]
+    if versions != sorted(set(versions)) or (versions and versions[0] < 1):
+        raise ValueError("migration versions must be positive and strictly increasing")
+    return versions[-1] if versions else 0
+
+
+def refuse_newer(version: int, latest: int) -> None:
+    """:class:`SchemaError` for a database at a version newer than this code knows."""
+    if version > latest:
+        raise SchemaError(
+            f"the database schema is version {version}, newer than this code knows "
+            f"({latest}); upgrade the gateway"
+        )
+
+
 def migrate(
     conn: sqlite3.Connection,
     migrations: tuple[tuple[int, str], ...] = MIGRATIONS,
@@ -133,17 +151,10 @@ def migrate(
     ``conn`` must be in autocommit mode (``isolation_level=None``) with a busy
     timeout set. Raises :class:`SchemaError` if the file is newer than ``migrations``.
     """
-    versions = [version for version, _ in migrations]
-    if versions != sorted(set(versions)) or (versions and versions[0] < 1):
-        raise ValueError("migration versions must be positive and strictly increasing")
-    latest = versions[-1] if versions else 0
+    latest = latest_of(migrations)
     version = current_version(conn)
     while True:
-        if version > latest:
-            raise SchemaError(
-                f"the database schema is version {version}, newer than this code knows "
-                f"({latest}); upgrade the gateway"
-            )
+        refuse_newer(version, latest)
         if version == latest:
             return version
         conn.execute("BEGIN IMMEDIATE")

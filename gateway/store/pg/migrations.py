@@ -44,7 +44,7 @@ from typing import Final
 
 import asyncpg
 
-from gateway.store.errors import SchemaError
+from gateway.store import schema
 
 #: The first key of every advisory lock the gateway takes ("gate"); the second says which.
 LOCK_NAMESPACE: Final = 0x67617465
@@ -390,20 +390,13 @@ async def upgrade(
     than ``migrations``; a failing migration leaves the schema as it was (DDL is
     transactional).
     """
-    versions = [version for version, _ in migrations]
-    if versions != sorted(set(versions)) or (versions and versions[0] < 1):
-        raise ValueError("migration versions must be positive and strictly increasing")
+    latest = schema.latest_of(migrations)
     if conn.is_in_transaction():
         raise ValueError("upgrade() needs a connection outside any transaction")
-    latest = versions[-1] if versions else 0
     version = await current_version(conn)
     applied: list[int] = []
     while True:
-        if version > latest:
-            raise SchemaError(
-                f"the database schema is version {version}, newer than this code knows "
-                f"({latest}); upgrade the gateway"
-            )
+        schema.refuse_newer(version, latest)
         if version == latest:
             return version, tuple(applied)
         # READ COMMITTED whatever the server's default: the version is read with a snapshot
