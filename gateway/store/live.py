@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Generator, Iterable, Sequence
-from typing import Any, Final, TypeAlias
+from typing import Final, TypeAlias
 
 import aiosqlite
 
@@ -28,21 +28,19 @@ _LIVE_ENTRIES: Final = f"SELECT {ENTRY_COLUMNS} FROM entries WHERE {LIVE_CONDITI
 _ORDER: Final = "ORDER BY uscc, listed_on, entry_id"
 
 
-def _group(
-    entry_rows: Iterable[Sequence[Any]], grade_rows: Iterable[Sequence[Any]]
-) -> dict[str, tuple[list[ListEntry], Grade | None]]:
-    grouped: dict[str, tuple[list[ListEntry], Grade | None]] = {}
-    for row in entry_rows:
-        entry = entry_from_row(row)
-        found = grouped.get(entry.uscc)
-        if found is None:
-            grouped[entry.uscc] = ([entry], None)
-        else:
-            found[0].append(entry)
-    for row in grade_rows:
-        entries = grouped.get(row[0], ([], None))[0]
-        grouped[row[0]] = (entries, grade_from_row(row[1:]))
-    return grouped
+Subjects = dict[str, tuple[tuple[ListEntry, ...], Grade | None]]
+
+
+def by_subject(
+    usccs: Sequence[str], entries: Iterable[ListEntry], grades: Iterable[tuple[str, Grade]]
+) -> Subjects:
+    """Each of ``usccs`` with its entries (in the order given) and grade; ``((), None)``
+    for one with neither (both backends, after decoding their rows)."""
+    found: dict[str, list[ListEntry]] = {}
+    for entry in entries:
+        found.setdefault(entry.uscc, []).append(entry)
+    graded = dict(grades)
+    return {uscc: (tuple(found.get(uscc, ())), graded.get(uscc)) for uscc in usccs}
 
 
 def stream_rows(conn: sqlite3.Connection, chunk: int) -> Generator[LiveRows, None, None]:
@@ -93,12 +91,9 @@ async def of_subjects(
         f"SELECT uscc, {GRADE_COLUMNS} FROM grades WHERE uscc IN (SELECT value FROM json_each(?))",
         (wanted,),
     )
-    grouped = _group(entry_rows, grade_rows)
-    result: dict[str, tuple[tuple[ListEntry, ...], Grade | None]] = {}
-    for uscc in usccs:
-        entries, grade = grouped.get(uscc, ([], None))
-        result[uscc] = (tuple(entries), grade)
-    return result
+    return by_subject(
+        usccs, map(entry_from_row, entry_rows), ((r[0], grade_from_row(r[1:])) for r in grade_rows)
+    )
 
 
 async def changes_since(db: aiosqlite.Connection, seq: int, limit: int) -> list[tuple[int, str]]:

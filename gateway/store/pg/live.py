@@ -13,7 +13,7 @@ from typing import Any, Final
 import asyncpg
 
 from gateway.model import EntryRecord, Grade, ListEntry
-from gateway.store.live import LiveRows
+from gateway.store.live import LiveRows, by_subject
 from gateway.store.pg.rows import entry_from_record, grade_from_record
 from gateway.store.rows import ENTRY_COLUMNS, GRADE_COLUMNS
 from gateway.store.schema import LIVE_CONDITION
@@ -83,17 +83,11 @@ async def of_subjects(
     grade_rows = await conn.fetch(
         f"SELECT uscc, {GRADE_COLUMNS} FROM grades WHERE uscc = ANY($1::text[])", wanted
     )
-    grouped: dict[str, tuple[list[ListEntry], Grade | None]] = {}
-    for row in entry_rows:
-        entry = entry_from_record(row)
-        grouped.setdefault(entry.uscc, ([], None))[0].append(entry)
-    for row in grade_rows:
-        grouped[row[0]] = (grouped.get(row[0], ([], None))[0], grade_from_record(row[1:]))
-    result: dict[str, tuple[tuple[ListEntry, ...], Grade | None]] = {}
-    for uscc in usccs:
-        entries, grade = grouped.get(uscc, ([], None))
-        result[uscc] = (tuple(entries), grade)
-    return result
+    return by_subject(
+        usccs,
+        map(entry_from_record, entry_rows),
+        ((r[0], grade_from_record(r[1:])) for r in grade_rows),
+    )
 
 
 async def changes_since(conn: asyncpg.Connection, seq: int, limit: int) -> list[tuple[int, str]]:
