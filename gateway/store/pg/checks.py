@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
 
@@ -44,6 +44,7 @@ from gateway.store.checks import (
     stored_feedback,
     walk_subject_index,
 )
+from gateway.store.pg.rows import columns
 
 #: PostgreSQL types of :data:`CHECK_COLUMNS` and :data:`FEEDBACK_COLUMNS`, in their order.
 _CHECK_TYPES: Final = (
@@ -104,13 +105,6 @@ _COPIED_COLUMNS: Final = tuple(name.strip() for name in CHECK_COLUMNS.split(",")
 COPY_FROM: Final = 250
 
 
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as one list per column (what ``unnest`` takes)."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
-
-
 async def write_batch(
     conn: asyncpg.Connection,
     checks: Sequence[CheckRecord],
@@ -132,10 +126,10 @@ async def write_batch(
     firsts: dict[str, int] = {}
     for position, f in enumerate(feedback):
         firsts.setdefault(f.check_id, position)
-    sent = _columns([feedback_params(feedback[p]) for p in firsts.values()], _F)
+    sent = columns([feedback_params(feedback[p]) for p in firsts.values()], _F)
     records = [check_params(c) for c in checks]
     if len(records) < COPY_FROM:
-        inserted = await conn.fetch(_RECORD, *_columns(records, _C), *sent)
+        inserted = await conn.fetch(_RECORD, *columns(records, _C), *sent)
     else:
         async with conn.transaction():
             await conn.copy_records_to_table("checks", records=records, columns=_COPIED_COLUMNS)

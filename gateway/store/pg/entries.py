@@ -20,7 +20,7 @@ import asyncpg
 from gateway.model import EntryInput, ListEntry, StatusChange
 from gateway.store.entries import UpsertCounts, UpsertResult, changed_rows, upsert_rounds
 from gateway.store.pg import audit
-from gateway.store.pg.rows import INSERT_CHANGES, INSERT_HISTORY, entry_from_record
+from gateway.store.pg.rows import INSERT_CHANGES, INSERT_HISTORY, columns, entry_from_record
 from gateway.store.rows import ENTRY_COLUMNS, new_ids, now_iso, status_change_from_row
 from gateway.store.staging import CANONICAL_COLUMNS, STAGED_COLUMNS, staged_row
 
@@ -55,15 +55,6 @@ _UPDATE: Final = (
 def _as_staged(value: Any) -> Any:
     """A value read from ``entries`` as it is staged (dates as ISO text, as on SQLite)."""
     return value.isoformat() if isinstance(value, date) else value
-
-
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Rows as one list per column (the arrays ``unnest`` takes), dates parsed."""
-    columns: list[list[Any]] = [[] for _ in range(width)]
-    for row in rows:
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    return columns
 
 
 def _dated(value: Any) -> Any:
@@ -102,7 +93,7 @@ async def _apply(
         changed.append((entry_id, status, *before, *after))
     if new:
         rows = [(s[1], *s[2:9], _dated(s[9]), _dated(s[10]), *s[11:]) for s in new]
-        await conn.execute(_INSERT_NEW, *_columns(rows, len(_TYPES)), now)
+        await conn.execute(_INSERT_NEW, *columns(rows, len(_TYPES)), now)
         new_ids_ = [s[1] for s in new]
         count = len(new)
         await conn.execute(
@@ -118,8 +109,8 @@ async def _apply(
     if updates:
         rows = [(*u[:8], _dated(u[8]), _dated(u[9])) for u in updates]
         history, changes = changed_rows(changed, now, actor)
-        await conn.execute(_UPDATE, *_columns(rows, _WIDTH + 1), now)
-        await conn.execute(INSERT_HISTORY, *_columns(history, 6))
+        await conn.execute(_UPDATE, *columns(rows, _WIDTH + 1), now)
+        await conn.execute(INSERT_HISTORY, *columns(history, 6))
         await conn.execute(
             INSERT_CHANGES, [c[0] for c in changes], [c[2] for c in changes], "entry", now, actor
         )

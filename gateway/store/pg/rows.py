@@ -14,6 +14,15 @@ from typing import Any, Final
 from gateway.model import Grade, ListEntry
 from gateway.store.rows import entry_from_values
 
+
+def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as one list per column: the arrays ``unnest`` takes (``width`` lists, empty
+    ones for no rows)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 #: ``INSERT INTO changes`` of many rows in one statement, in the order given (``$1``
 #: usccs, ``$2`` refs; ``$3`` kind, ``$4`` at, ``$5`` actor): identities are drawn in the
 #: order the rows come, as SQLite's rowids are by ``executemany``.
