@@ -1,6 +1,9 @@
 """The recorder's inline path: a turn's records are committed in the loop's thread without
 waiting for the lock, and acknowledged only after an fsync of the log that began after
-their commit; a held lock sends them to the writer thread; a failed fsync fails them."""
+their commit; a held lock sends them to the writer thread; a failed fsync fails them.
+
+The fsyncs here are the syncer thread's (``sync_command=None``), which the sync process
+falls back to; the sync process's own tests are in ``test_syncprocess.py``."""
 
 from __future__ import annotations
 
@@ -66,7 +69,9 @@ def test_every_acknowledged_record_was_synced_after_its_commit(tmp_path: Path) -
 
     async def scenario() -> None:
         recorder = Recorder(
-            lambda: CheckWriter(db), inline_factory=lambda: TracedWriter(db, events).open()
+            lambda: CheckWriter(db),
+            inline_factory=lambda: TracedWriter(db, events).open(),
+            sync_command=None,
         )
         await recorder.start()
         futures = []
@@ -110,12 +115,13 @@ def test_records_submitted_during_an_fsync_are_committed_together_after_it(
     writer = TracedWriter(db, [], sync_seconds=0.05)
 
     async def scenario() -> None:
-        recorder = Recorder(lambda: CheckWriter(db), inline_factory=lambda: writer.open())
+        recorder = Recorder(
+            lambda: CheckWriter(db), inline_factory=lambda: writer.open(), sync_command=None
+        )
         await recorder.start()
-        # a slow disk: the first fsync, in the loop's thread, takes 50 ms; the next ones
-        # go to the syncer thread
+        # a slow disk: each fsync takes 50 ms
         assert await recorder.submit(check(1, caller))
-        futures = [recorder.submit(check(2, caller))]  # its fsync (thread) takes 50 ms
+        futures = [recorder.submit(check(2, caller))]
         await asyncio.sleep(0.005)
         for turn in range(20):  # 20 turns of the loop during that fsync, 5 checks each
             futures += [recorder.submit(check(3 + turn * 5 + n, caller)) for n in range(5)]
@@ -164,7 +170,9 @@ def test_a_failed_log_sync_fails_what_it_was_to_cover(tmp_path: Path) -> None:
     writer = TracedWriter(db, [], fail_sync=True)
 
     async def scenario() -> None:
-        recorder = Recorder(lambda: CheckWriter(db), inline_factory=lambda: writer.open())
+        recorder = Recorder(
+            lambda: CheckWriter(db), inline_factory=lambda: writer.open(), sync_command=None
+        )
         await recorder.start()
         failed = recorder.submit(check(1, caller))
         with pytest.raises(RecorderFull):
@@ -224,32 +232,3 @@ def test_a_lock_held_for_a_moment_is_waited_for_inline_not_by_the_thread(
         blocker.close()
     # Committed by the inline writer once the lock was free (the thread never took them).
     assert [kind for kind, _ in events].count("commit") == 3
-
-
-def test_a_quick_disk_is_fsynced_by_the_loop_and_a_slow_one_by_the_thread(
-    tmp_path: Path,
-) -> None:
-    """The loop's thread fsyncs the log itself (no thread to wake: half the wait) while
-    the fsyncs are quick; one slower than SLOW_SYNC sends the next ones to the syncer
-    thread, so that a disk in trouble does not hold up the loop's other work."""
-    db = tmp_path / "g.db"
-    caller = make_caller(db).caller_id
-    writer = TracedWriter(db, [])
-
-    async def scenario() -> None:
-        recorder = Recorder(lambda: CheckWriter(db), inline_factory=lambda: writer.open())
-        await recorder.start()
-        for n in range(1, 11):
-            assert await recorder.submit(check(n, caller))
-        assert writer.sync_threads == ["MainThread"] * 10
-        writer.sync_seconds = 0.02  # the disk slows down
-        assert await recorder.submit(check(11, caller))  # this fsync still in the loop
-        writer.sync_seconds = 0.0
-        for n in range(12, 17):
-            assert await recorder.submit(check(n, caller))
-        assert writer.sync_threads[10] == "MainThread"
-        assert writer.sync_threads[11:] == ["wal-sync"] * 5
-        await recorder.stop()
-
-    asyncio.run(scenario())
-    assert len(stored_ids(db)) == 16

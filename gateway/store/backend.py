@@ -54,7 +54,7 @@ def recorder_for(settings: Settings, on_batch: Callable[[int, float], None]) -> 
     """The recorder of a worker whose store is ``settings.db``.
 
     SQLite: commits in the loop's thread without an fsync, the log fsynced once for many
-    by the syncer when ``sync`` is FULL, a writer thread for when the file's lock is
+    by the worker's sync process when ``sync`` is FULL, a writer thread for when the file's lock is
     held elsewhere, the upkeep on a thread. PostgreSQL: batches pipelined on the writer's
     own connections, durable when the server's commit returns, the upkeep awaited in the
     loop (see ``gateway.recorder``)."""
@@ -72,7 +72,7 @@ def recorder_for(settings: Settings, on_batch: Callable[[int, float], None]) -> 
         upkeep_factory=lambda: Maintenance(db),
         max_queue=settings.recorder_queue,
         # Commits in the loop's thread need no fsync of their own: with FULL, the
-        # recorder's syncer fsyncs the log once for many before anyone is answered.
+        # worker's sync process fsyncs the log once for many before anyone is answered.
         inline_factory=lambda: CheckWriter(db, synchronous="NORMAL").open(),
         durable=settings.sync == "FULL",
         on_batch=on_batch,

@@ -9,7 +9,6 @@ default: committed means on disk, so a caller's 200 survives a crash).
 from __future__ import annotations
 
 import functools
-import os
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +19,7 @@ from typing import Any, Final
 import aiosqlite
 import msgspec
 
+from gateway.logsync import LogFile
 from gateway.model import CheckRecord, FeedbackRecord, MeasureFeedback
 from gateway.store import schema
 from gateway.store.rows import to_json
@@ -112,7 +112,7 @@ class CheckWriter:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._wal_fd: int | None = None
+        self._log = LogFile(str(self.path))
 
     def _connect(self) -> sqlite3.Connection:
         if self._closed:
@@ -210,28 +210,12 @@ class CheckWriter:
 
         The file is reopened if it was replaced; with no log (nothing written yet, or
         all of it checkpointed and the log removed) the database file is synced."""
-        wal = f"{self.path}-wal"
-        try:
-            inode = os.stat(wal).st_ino
-        except FileNotFoundError:
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            return
-        if self._wal_fd is None or os.fstat(self._wal_fd).st_ino != inode:
-            if self._wal_fd is not None:
-                os.close(self._wal_fd)
-            self._wal_fd = os.open(wal, os.O_RDONLY)
-        os.fsync(self._wal_fd)
+        self._log.sync()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            if self._wal_fd is not None:
-                os.close(self._wal_fd)
-                self._wal_fd = None
+            self._log.close()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
