@@ -300,6 +300,23 @@ def summarise(
     rps = {app: a["rps"] for app, a in apps.items()}
     pairs = [p.split("/") for p in ("gateway/floor", "gateway/limit", "limit/floor")]
     ratios = {f"{a}/{b}": round(rps[a] / rps[b], 3) for a, b in pairs if {a, b} <= rps.keys()}
+    # Each round's own ratio (the apps measured one after the other, seconds apart): on a
+    # machine whose speed drifts between rounds, their median is the steadier figure.
+    paired = {
+        f"{a}/{b}": sorted(
+            ra["rps"] / rb["rps"] for ra, rb in zip(rounds[a], rounds[b], strict=True)
+        )
+        for a, b in pairs
+        if {a, b} <= rounds.keys()
+    }
+    round_ratios = {
+        name: {
+            "median": round(statistics.median(rs), 3),
+            "min": round(rs[0], 3),
+            "max": round(rs[-1], 3),
+        }
+        for name, rs in paired.items()
+    }
     settings = {k: v for k, v in vars(opts).items() if k != "out"} | {"wrk": "-t1 --latency"}
     settings["gateway_env"] = {  # a Redis URL may carry a password
         k: ("<set>" if k in ("GATEWAY_REDIS_URL", "GATEWAY_DB") and "://" in v else v)
@@ -308,7 +325,7 @@ def summarise(
     }
     result: dict[str, Any] = {"date": datetime.now().astimezone().isoformat(timespec="seconds")}
     result["machine"] = {"cpus": os.cpu_count(), "kernel": " ".join(os.uname()[2:])}
-    result |= {"settings": settings, "apps": apps, "ratios": ratios}
+    result |= {"settings": settings, "apps": apps, "ratios": ratios, "round_ratios": round_ratios}
     if batch:
         wall, server = [w for w, _ in batch], [t for _, t in batch]
         p95 = statistics.quantiles(wall, n=20)[18] if len(wall) > 1 else wall[0]
@@ -325,6 +342,11 @@ def show(result: dict[str, Any]) -> None:
         each = " ".join(f"{r['rps']:.0f}" for r in a["rounds"])
         print(ROW.format(app, a["rps"], a["p50_ms"], a["p99_ms"], a["peak_rss_mb"], each))
     print("ratios:", ", ".join(f"{name} {ratio:.3f}" for name, ratio in result["ratios"].items()))
+    each_round = (
+        f"{name} {r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f})"
+        for name, r in result["round_ratios"].items()
+    )
+    print("ratios within each round, median (range):", ", ".join(each_round))
     if p := result.get("paced"):
         print(f"paced at {p['rps']:,.0f} req/s: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms")
     if b := result.get("batch"):
