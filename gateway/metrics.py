@@ -96,6 +96,11 @@ RECORDER_FLUSH = Histogram(
     "Time from a batch's commit to its acknowledgement (the fsync of the log included).",
     buckets=FLUSH_BUCKETS,
 )
+LOG_SYNC_BY_THREAD = Gauge(
+    "gateway_recorder_sync_by_thread",
+    "1 while the worker fsyncs the log from a thread: its sync process could not run.",
+    multiprocess_mode="liveall",
+)
 SNAPSHOT_VERSION = Gauge(
     "gateway_snapshot_version",
     "Change-log sequence number the worker's snapshot is at.",
@@ -227,8 +232,10 @@ class Metrics:
         change_lag: int,
         catalog_version: str,
         degraded: bool = False,
+        sync_by_thread: bool = False,
     ) -> None:
         RECORDER_QUEUE.set(queue_depth)
+        LOG_SYNC_BY_THREAD.set(1 if sync_by_thread else 0)
         DEGRADED.set(1 if degraded else 0)
         SNAPSHOT_VERSION.set(snapshot_version)
         SNAPSHOT_ENTRIES.set(snapshot_entries)

@@ -152,6 +152,15 @@ class Recorder:
         in_pipeline = self._pipeline.depth if self._pipeline is not None else 0
         return len(self._queue) + len(self._turn) + waiting_sync + in_pipeline
 
+    @property
+    def sync_by_thread(self) -> bool:
+        """Whether the log is fsynced by the syncer thread because the sync process could
+        not be started or has ended (slower, as safe)."""
+        syncer = self._syncer
+        if isinstance(syncer, SyncProcess):
+            return syncer.fell_back
+        return syncer is not None and self._sync_command is not None
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         if self._batch_writer_factory is not None:

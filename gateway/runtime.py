@@ -150,6 +150,7 @@ class Runtime:
             change_lag=lag,
             catalog_version=self.catalog.version,
             degraded=self.service.degraded,
+            sync_by_thread=self.recorder.sync_by_thread,
         )
         self.metrics.flush()
 

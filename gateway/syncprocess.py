@@ -90,6 +90,11 @@ class SyncProcess(Generic[Item]):
         return self._depth
 
     @property
+    def fell_back(self) -> bool:
+        """The process has ended: the fallback syncer does the work."""
+        return self._fallback is not None
+
+    @property
     def busy(self) -> bool:
         if self._fallback is not None:
             return self._fallback.busy
@@ -153,7 +158,13 @@ class SyncProcess(Generic[Item]):
             fallback.after_sync(batch, inserted)
 
     def _exit_status(self) -> int | None:
-        return self._proc.poll() if self._proc is not None else None
+        """The ended process's exit status (its pipe closes a moment before it is reaped)."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _close_pipes(self) -> None:
         if self._answers >= 0:

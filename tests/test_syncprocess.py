@@ -84,6 +84,22 @@ class CountingWriter(CheckWriter):
         return result
 
 
+async def started_recorder(
+    db: Path,
+    sync_command: Callable[[Path], list[str]],
+    inline: CheckWriter | None = None,
+) -> Recorder:
+    """A recorder on ``db`` whose inline writer is ``inline`` (a plain one if None) and
+    whose log is fsynced by the process ``sync_command`` starts."""
+    recorder = Recorder(
+        lambda: CheckWriter(db),
+        inline_factory=(inline or CheckWriter(db, synchronous="NORMAL")).open,
+        sync_command=sync_command,
+    )
+    await recorder.start()
+    return recorder
+
+
 async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -101,10 +117,7 @@ def test_every_acknowledged_record_was_synced_by_the_process_after_its_commit(
     acknowledged_after: dict[str, int] = {}
 
     async def scenario() -> None:
-        recorder = Recorder(
-            lambda: CheckWriter(db), inline_factory=writer.open, sync_command=trace.command
-        )
-        await recorder.start()
+        recorder = await started_recorder(db, trace.command, writer)
         futures = []
         for turn in range(30):  # 30 turns of the loop, 10 checks each
             for n in range(10):
@@ -137,10 +150,7 @@ def test_records_submitted_during_the_process_fsync_are_committed_together_after
     writer = CountingWriter(db, trace)
 
     async def scenario() -> None:
-        recorder = Recorder(
-            lambda: CheckWriter(db), inline_factory=writer.open, sync_command=trace.command
-        )
-        await recorder.start()
+        recorder = await started_recorder(db, trace.command, writer)
         assert await recorder.submit(check(1, caller))
         Path(f"{trace.path}.slow").write_text("0.1")  # the disk slows down: 100 ms
         futures = [recorder.submit(check(2, caller))]
@@ -168,12 +178,7 @@ def test_a_failed_fsync_in_the_process_fails_what_it_was_to_cover(tmp_path: Path
     failing = Path(f"{trace.path}.fail")
 
     async def scenario() -> None:
-        recorder = Recorder(
-            lambda: CheckWriter(db),
-            inline_factory=lambda: CheckWriter(db, synchronous="NORMAL").open(),
-            sync_command=trace.command,
-        )
-        await recorder.start()
+        recorder = await started_recorder(db, trace.command)
         failing.touch()
         with pytest.raises(RecorderFull):
             await recorder.submit(check(1, caller))
@@ -194,13 +199,9 @@ def test_a_killed_sync_process_hands_its_batches_to_the_thread(
     trace = Trace(tmp_path / "trace")
 
     async def scenario() -> None:
-        recorder = Recorder(
-            lambda: CheckWriter(db),
-            inline_factory=lambda: CheckWriter(db, synchronous="NORMAL").open(),
-            sync_command=trace.command,
-        )
-        await recorder.start()
+        recorder = await started_recorder(db, trace.command)
         assert await recorder.submit(check(1, caller))
+        assert not recorder.sync_by_thread
         Path(f"{trace.path}.slow").write_text("30")
         in_flight = recorder.submit(check(2, caller))
         await until(lambda: trace.syncs() == 2)
@@ -208,6 +209,7 @@ def test_a_killed_sync_process_hands_its_batches_to_the_thread(
         assert await asyncio.wait_for(in_flight, 10)  # the thread synced it
         assert await recorder.submit(check(3, caller))
         assert trace.syncs() == 2, "the thread fsyncs from now on"
+        assert recorder.sync_by_thread  # gateway_recorder_sync_by_thread is 1
         await recorder.stop()
 
     asyncio.run(scenario())
@@ -222,12 +224,8 @@ def test_a_sync_process_that_cannot_start_leaves_the_fsyncs_to_the_thread(
     caller = make_caller(db).caller_id
 
     async def scenario() -> None:
-        recorder = Recorder(
-            lambda: CheckWriter(db),
-            inline_factory=lambda: CheckWriter(db, synchronous="NORMAL").open(),
-            sync_command=lambda _: [str(tmp_path / "no-such-program")],
-        )
-        await recorder.start()
+        recorder = await started_recorder(db, lambda _: [str(tmp_path / "no-such-program")])
+        assert recorder.sync_by_thread
         assert await recorder.submit(check(1, caller))
         await recorder.stop()
 
@@ -242,12 +240,7 @@ def test_the_sync_process_ends_with_its_recorder(tmp_path: Path) -> None:
     trace = Trace(tmp_path / "trace")
 
     async def scenario() -> None:
-        recorder = Recorder(
-            lambda: CheckWriter(db),
-            inline_factory=lambda: CheckWriter(db, synchronous="NORMAL").open(),
-            sync_command=trace.command,
-        )
-        await recorder.start()
+        recorder = await started_recorder(db, trace.command)
         futures = recorder.submit_many([check(n, caller) for n in range(1, 51)])
         await recorder.stop()  # before the loop turned: stop commits and syncs them
         assert [f.result() for f in futures] == [True] * 50

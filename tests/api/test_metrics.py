@@ -96,6 +96,7 @@ def test_checks_hits_measures_feedback_and_latency_move(client: Client, seeded: 
     assert value(after, "gateway_snapshot_version") >= 1
     assert value(after, "gateway_change_log_lag") == 0
     assert value(after, "gateway_recorder_queue_depth") == 0
+    assert value(after, "gateway_recorder_sync_by_thread") == 0  # its sync process runs
     catalog = client.get("/v1/catalog", headers=seeded.auth()).json()["version"]
     assert value(after, "gateway_catalog_info", version=catalog) == 1
 
