@@ -38,7 +38,6 @@ class TracedWriter(CheckWriter):
         self.fail_sync = fail_sync
         self.sync_seconds = sync_seconds  # a slow disk
         self.transactions = 0
-        self.sync_threads: list[str] = []  # the thread of each log sync, in order
         self._events_lock = threading.Lock()
 
     def try_write(
@@ -54,7 +53,6 @@ class TracedWriter(CheckWriter):
     def sync_wal(self) -> None:
         with self._events_lock:
             self.events.append(("sync-start", len(self.events)))
-            self.sync_threads.append(threading.current_thread().name)
         if self.fail_sync:
             raise OSError(5, "Input/output error")
         time.sleep(self.sync_seconds)
