@@ -96,7 +96,7 @@ RECORDER_FLUSH = Histogram(
     "Time from a batch's commit to its acknowledgement (the fsync of the log included).",
     buckets=FLUSH_BUCKETS,
 )
-LOG_SYNC_BY_THREAD = Gauge(
+RECORDER_SYNC_BY_THREAD = Gauge(
     "gateway_recorder_sync_by_thread",
     "1 while the worker fsyncs the log from a thread: its sync process could not run.",
     multiprocess_mode="liveall",
@@ -235,7 +235,7 @@ class Metrics:
         sync_by_thread: bool = False,
     ) -> None:
         RECORDER_QUEUE.set(queue_depth)
-        LOG_SYNC_BY_THREAD.set(1 if sync_by_thread else 0)
+        RECORDER_SYNC_BY_THREAD.set(1 if sync_by_thread else 0)
         DEGRADED.set(1 if degraded else 0)
         SNAPSHOT_VERSION.set(snapshot_version)
         SNAPSHOT_ENTRIES.set(snapshot_entries)
