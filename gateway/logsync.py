@@ -28,10 +28,11 @@ MODULE = "gateway.logsync"
 
 
 class LogFile:
-    """The log of the database at ``path``, fsynced on demand.
+    """The log of the database at ``path``, synced on demand (``fdatasync``).
 
-    The log is reopened when it was replaced; with no log (none written yet, or all of it
-    checkpointed and removed) the database file itself is synced."""
+    The log is reopened when it was replaced, and then fsynced with its directory; with no
+    log (none written yet, or all of it checkpointed and removed) the database file itself
+    is synced."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -51,7 +52,18 @@ class LogFile:
         if self._fd is None or os.fstat(self._fd).st_ino != inode:
             self.close()
             self._fd = os.open(wal, os.O_RDONLY)
-        os.fsync(self._fd)
+            # A log SQLite has just created: its name must be on disk too, once.
+            os.fsync(self._fd)
+            directory = os.open(os.path.dirname(wal) or ".", os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+            return
+        # The data and what reading it back needs (the size, when the log grew), not the
+        # times: PostgreSQL's default for its WAL on Linux. A full fsync also wrote the
+        # inode's new mtime through the journal: p99 0.47 ms against 0.17 idle here.
+        os.fdatasync(self._fd)
 
     def close(self) -> None:
         if self._fd is not None:

@@ -287,3 +287,34 @@ def test_the_log_is_reopened_when_replaced_and_the_database_synced_without_one(
     assert log._fd is not None
     assert os.fstat(log._fd).st_ino == os.stat(wal).st_ino != first
     log.close()
+
+
+def test_a_new_log_is_fsynced_with_its_directory_then_fdatasynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fdatasync makes the log's frames and size durable; a log just created needs its name
+    on disk as well, so its first sync is a full fsync of it and of its directory."""
+    db = tmp_path / "g.db"
+    wal = Path(f"{db}-wal")
+    wal.write_bytes(b"frames")
+    calls: list[tuple[str, str]] = []
+
+    def traced(name: str, real: Callable[[int], None]) -> Callable[[int], None]:
+        def call(fd: int) -> None:
+            calls.append((name, os.readlink(f"/proc/self/fd/{fd}")))
+            real(fd)
+
+        return call
+
+    monkeypatch.setattr(os, "fsync", traced("fsync", os.fsync))
+    monkeypatch.setattr(os, "fdatasync", traced("fdatasync", os.fdatasync))
+    log = logsync.LogFile(str(db))
+    log.sync()
+    log.sync()
+    assert calls == [("fsync", str(wal)), ("fsync", str(tmp_path)), ("fdatasync", str(wal))]
+    wal.unlink()
+    wal.write_bytes(b"")  # replaced: a new file whose name is not yet durable
+    calls.clear()
+    log.sync()
+    assert calls == [("fsync", str(wal)), ("fsync", str(tmp_path))]
+    log.close()
