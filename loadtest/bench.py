@@ -226,17 +226,27 @@ def batch_ms(server: Server, key: str, codes: list[str], runs: int) -> list[tupl
     return times[1:]
 
 
-def paced_run(wrk: str, server: tuple[Server, Path, str], measured: list[Run], opts: Any) -> Run:
+def paced_runs(
+    wrk: str, servers: dict[str, tuple[Server, Path, str]], measured: list[Run], opts: Any
+) -> dict[str, Run]:
     """The gateway paced at ``opts.paced`` of its median throughput: each connection waits
-    ``connections / target`` (less a typical latency) between requests; p50 and p99 there."""
+    ``connections / target`` (less a typical latency) between requests; p50 and p99 there.
+    Then the floor, if measured, with the same waits: what the machine and the server cost
+    at that rate for a bare lookup (the reference for the gateway's p99)."""
     target = opts.paced * statistics.median(r["rps"] for r in measured)
     delay_ms = max(1000 * opts.connections / target - 1.0, 0.1)
-    res = run_wrk(wrk, *server, opts, opts.duration, delay_ms)
-    print(
-        f"gateway paced at {opts.paced:.0%} of its throughput ({target:,.0f} req/s wanted, "
-        f"{res['rps']:,.0f} done): p50 {res['p50_ms']:.2f} ms, p99 {res['p99_ms']:.2f} ms"
-    )
-    return res | {"target_rps": target}
+    paced: dict[str, Run] = {}
+    for app in ("gateway", "floor"):
+        if app not in servers:
+            continue
+        res = paced[app] = run_wrk(wrk, *servers[app], opts, opts.duration, delay_ms)
+        res["target_rps"] = target
+        print(
+            f"{app} paced at {opts.paced:.0%} of the gateway's throughput ({target:,.0f} req/s "
+            f"wanted, {res['rps']:,.0f} done): p50 {res['p50_ms']:.2f} ms, "
+            f"p99 {res['p99_ms']:.2f} ms"
+        )
+    return paced
 
 
 def bench(opts: Any) -> dict[str, Any]:
@@ -255,7 +265,7 @@ def bench(opts: Any) -> dict[str, Any]:
     rounds: dict[str, list[Run]] = {app: [] for app in opts.apps}
     key, listed = "", ""
     batch: list[tuple[float, float]] = []
-    paced: Run = {}
+    paced: dict[str, Run] = {}
     try:
         if "gateway" in opts.apps:
             key, listed = prepare_gateway(run, opts, env)
@@ -274,7 +284,7 @@ def bench(opts: Any) -> dict[str, Any]:
                 if app == "gateway" and res["non_2xx"]:
                     raise servers[app][0].failed(f"{res['non_2xx']:.0f} non-2xx responses")
         if "gateway" in opts.apps and opts.paced:
-            paced = paced_run(wrk, servers["gateway"], rounds["gateway"], opts)
+            paced = paced_runs(wrk, servers, rounds["gateway"], opts)
         if "gateway" in opts.apps and opts.batch_runs:
             some = servers["gateway"][1].read_text().split()[: opts.batch_size]
             batch = batch_ms(servers["gateway"][0], key, some, opts.batch_runs)
@@ -285,8 +295,10 @@ def bench(opts: Any) -> dict[str, Any]:
             postgres.stop()
             shutil.rmtree(postgres.directory, ignore_errors=True)
     result = summarise(opts, rounds, batch)
-    if paced:
-        result["paced"] = {k: round(v, 2) for k, v in paced.items()}
+    for app, res in paced.items():
+        result["paced" if app == "gateway" else f"paced_{app}"] = {
+            k: round(v, 2) for k, v in res.items()
+        }
     return result
 
 
@@ -348,7 +360,11 @@ def show(result: dict[str, Any]) -> None:
     )
     print("ratios within each round, median (range):", ", ".join(each_round))
     if p := result.get("paced"):
-        print(f"paced at {p['rps']:,.0f} req/s: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms")
+        line = f"paced at {p['rps']:,.0f} req/s: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms"
+        if f := result.get("paced_floor"):
+            line += f"; the floor, same waits: {f['rps']:,.0f} req/s, "
+            line += f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms"
+        print(line)
     if b := result.get("batch"):
         print(f"batch check of {b['codes']} codes ({b['calls']} calls): ", end="")
         print(f"median {b['median_ms']} ms, p95 {b['p95_ms']} ms (wall); ", end="")
