@@ -37,7 +37,7 @@ APPS = ("floor", "limit", "gateway")
 Run = dict[str, float]
 #: What is read off wrk's output (latencies in ms)
 WRK = {"rps": r"^Requests/sec:\s+([\d.]+)", "requests": r"^\s+(\d+) requests in"}
-WRK |= {f"p{p}_ms": rf"^\s+{p}%\s+([\d.]+\w+)$" for p in (50, 99)}
+WRK |= {f"p{p}_ms": rf"^\s+{p}%\s+([\d.]+[a-z]+)\s*$" for p in (50, 99)}
 STATS = ("rps", "p50_ms", "p99_ms")
 ROW = "{:8} {:>9,.0f} {:>7.2f} {:>7.2f} {:>7}  {}"
 HEADER = "app          req/s  p50 ms  p99 ms  RSS MB  "

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from argparse import Namespace
 
+import pytest
+
 from loadtest import bench
 
 
@@ -25,3 +27,29 @@ def test_each_round_is_compared_within_itself() -> None:
     result = bench.summarise(opts, rounds, [])
     assert result["ratios"] == {"gateway/floor": 0.75}  # 6,000 / 8,000
     assert result["round_ratios"] == {"gateway/floor": {"median": 0.9, "min": 0.5, "max": 1.2}}
+
+
+# wrk's report of a run with stalls: latencies of a second or more are printed in seconds,
+# padded with a space to the column's width.
+STALLED = """Running 10s test @ http://127.0.0.1:37345
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   112.57ms  322.39ms   1.62s    90.20%
+    Req/Sec    10.02k     2.76k   14.00k    69.05%
+  Latency Distribution
+     50%  822.00us
+     75%    4.14ms
+     90%  409.18ms
+     99%    1.49s\x20
+  84496 requests in 10.01s, 69.70MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:   8444.01
+Transfer/sec:      6.97MB
+"""
+
+
+def test_wrk_latencies_in_seconds_and_microseconds_are_read_in_ms() -> None:
+    run = bench.parse_wrk(STALLED)
+    assert run["p50_ms"] == pytest.approx(0.822)
+    assert run["p99_ms"] == 1490.0
+    assert (run["rps"], run["requests"], run["non_2xx"]) == (8444.01, 84496, 3)
