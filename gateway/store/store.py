@@ -338,25 +338,25 @@ class Store:
         """Every live entry as a raw :data:`~gateway.model.EntryRecord` (what the packed
         snapshot keeps), by uscc, ``chunk`` rows at a time, with the grades of the codes up
         to each chunk's last (:func:`gateway.store.live.stream_rows`), all from one read
-        transaction on a connection of its own (in WAL mode it holds back no writer; the
-        next chunk is read in a thread while this one is used).
+        transaction on a connection of its own (in WAL mode it holds back no writer).
         To build a consistent snapshot, take :meth:`last_change_seq` *before* iterating,
         then apply :meth:`changes_since` that seq.
+
+        The chunks are read in the caller's thread (a worker's start, before it serves),
+        one after the other with what is done with them: read in a thread beside the loop
+        that packs them, the two threads took the GIL from each other at every row (sqlite3
+        lets it go for each step), and ten million entries took 68-80 s to build instead
+        of 47 s.
         """
         if chunk < 1:
             raise ValueError("chunk must be at least 1")
         conn = await asyncio.to_thread(self._scan_connection)
         chunks = live.stream_rows(conn, chunk)
-        reading: asyncio.Future[LiveRows | None] | None = None
         try:
-            reading = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
-            while (found := await reading) is not None:
-                reading = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+            while (found := next(chunks, None)) is not None:
                 yield found
         finally:
-            if reading is not None and not reading.done():
-                await asyncio.wait([reading])
-            await asyncio.to_thread(_close_scan, conn, chunks)
+            _close_scan(conn, chunks)
 
     def _scan_connection(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
