@@ -61,11 +61,18 @@ class Store:
         reader: aiosqlite.Connection,
         path: Path,
         version: int,
+        report_reader: aiosqlite.Connection | None = None,
     ) -> None:
         self._writer = writer
         self._reader = reader
+        #: Reports and the audit log read on a connection of their own: a loop report
+        #: scans for tens of milliseconds, and on the one read connection every feedback's
+        #: look-up of its check, the key ring's reload and the change log's poll queued
+        #: behind it (feedback p99 80-85 ms under Locust; see docs/performance.md).
+        self._report_reader = report_reader or reader
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
+        self._report_lock = asyncio.Lock() if report_reader is not None else self._read_lock
         self.path = path
         self._version = version
 
@@ -83,7 +90,7 @@ class Store:
         settings = schema.pragmas(synchronous, busy_timeout_ms)
         opened: list[aiosqlite.Connection] = []
         try:
-            for extra in ([], ["PRAGMA query_only = ON"]):
+            for extra in ([], ["PRAGMA query_only = ON"], ["PRAGMA query_only = ON"]):
                 conn = await aiosqlite.connect(path, isolation_level=None)
                 opened.append(conn)
                 for pragma in settings + extra:
@@ -92,16 +99,18 @@ class Store:
             for conn in opened:
                 await conn.close()
             raise
-        return cls(opened[0], opened[1], path, version)
+        return cls(opened[0], opened[1], path, version, report_reader=opened[2])
 
     @property
     def schema_version(self) -> int:
         return self._version
 
     async def close(self) -> None:
-        async with self._write_lock, self._read_lock:
+        async with self._write_lock, self._read_lock, self._report_lock:
             await self._writer.close()
             await self._reader.close()
+            if self._report_reader is not self._reader:
+                await self._report_reader.close()
 
     async def __aenter__(self) -> Store:
         return self
@@ -133,17 +142,20 @@ class Store:
                 raise
             return result
 
-    async def _read(self, work: _Work[T], *, snapshot: bool = False) -> T:
-        """Run ``work`` on the read connection; with ``snapshot``, in one read transaction
-        so that all its queries see the same state."""
-        async with self._read_lock:
+    async def _read(self, work: _Work[T], *, snapshot: bool = False, report: bool = False) -> T:
+        """Run ``work`` on the read connection (``report``: the reports' own); with
+        ``snapshot``, in one read transaction so that all its queries see the same state."""
+        lock, reader = (
+            (self._report_lock, self._report_reader) if report else (self._read_lock, self._reader)
+        )
+        async with lock:
             if not snapshot:
-                return await work(self._reader)
+                return await work(reader)
             try:
-                await self._reader.execute("BEGIN")
-                return await work(self._reader)
+                await reader.execute("BEGIN")
+                return await work(reader)
             finally:
-                await asyncio.shield(_end(self._reader, "COMMIT"))
+                await asyncio.shield(_end(reader, "COMMIT"))
 
     # --- callers and keys -----------------------------------------------------------
 
@@ -197,15 +209,18 @@ class Store:
         return await self._read(
             lambda db: reports.loop_report(db, first, last, group_by, today, due_days),
             snapshot=True,
+            report=True,
         )
 
     async def feedback_backlog(self, today: date, due_days: int) -> tuple[int, int]:
         """Checks needing feedback without any, and those overdue (rolled up so far)."""
-        return await self._read(lambda db: reports.feedback_backlog(db, today, due_days))
+        return await self._read(
+            lambda db: reports.feedback_backlog(db, today, due_days), report=True
+        )
 
     async def audit(self, **filters: Any) -> list[dict[str, Any]]:
         """Lines of the audit log (see :func:`gateway.store.audit.query`)."""
-        return await self._read(lambda db: audit.query(db, **filters))
+        return await self._read(lambda db: audit.query(db, **filters), report=True)
 
     # --- entries --------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ checks."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import defaultdict
 from datetime import date, timedelta
@@ -238,3 +239,26 @@ def test_the_same_checks_give_the_same_answers_on_both(tmp_path: Path, postgres_
     backlogs = [a for a in on_sqlite if isinstance(a, list) and a and isinstance(a[0], int)]
     assert any(pending > overdue > 0 for pending, overdue in backlogs)
     assert on_postgres == on_sqlite
+
+
+def test_a_report_under_way_holds_up_no_feedback_look_up(tmp_path: Path) -> None:
+    """A loop report scans for tens of milliseconds: on a connection of its own, so that a
+    feedback's look-up of its check (and the key ring's reload, the change log's poll) does
+    not queue behind it. The report is held open here until the look-up has answered."""
+
+    async def scenario() -> None:
+        async with await Store.open(tmp_path / "g.db") as store:
+            release = asyncio.Event()
+
+            async def long_report(db: Any) -> int:
+                await release.wait()
+                return 0
+
+            report = asyncio.create_task(store._read(long_report, snapshot=True, report=True))
+            await asyncio.sleep(0.01)  # the report holds its connection
+            assert await asyncio.wait_for(store.get_check("0" * 36), timeout=5) is None
+            assert not report.done()
+            release.set()
+            assert await report == 0
+
+    asyncio.run(scenario())
