@@ -360,8 +360,8 @@ class Store:
         The chunks are read in the caller's thread (a worker's start, before it serves),
         one after the other with what is done with them: read in a thread beside the loop
         that packs them, the two threads took the GIL from each other at every row (sqlite3
-        lets it go for each step), and ten million entries took 68-80 s to build instead
-        of 47 s.
+        lets it go for each step): ten million entries were read and packed in 55 s that
+        way, in 49 s one after the other (same machine, same minute).
         """
         if chunk < 1:
             raise ValueError("chunk must be at least 1")
