@@ -37,6 +37,28 @@ WAL_LIMIT: Final = 64 * 1024 * 1024
 #: Checks indexed (or rolled up) per step of a lull's work: a step holds the write lock
 #: a few milliseconds, and the load may come back during any of them.
 LULL_STEP: Final = 500
+#: Under load, past this many checks not yet indexed or rolled up, the upkeep trickles:
+#: up to ``TRICKLE_SECONDS`` of steps a tick. Without it a steady load that never leaves
+#: a worker idle for ``IDLE_AFTER`` (a check every quarter second is enough) left
+#: everything for the ``backlog`` (1,000,000: hours of a business day at a few dozen
+#: checks a second), and every loop report and subject's recent checks scanned that
+#: tail (about 6 µs a check: seconds per report by the afternoon).
+TRICKLE_AFTER: Final = 20_000
+#: Seconds of steps a tick while trickling (2 % of the upkeep's second: at about 90,000
+#: rows a second rolled up, it keeps up with well over a thousand checks a second).
+TRICKLE_SECONDS: Final = 0.02
+#: Seconds of steps a tick past the backlog.
+BACKLOG_SECONDS: Final = 0.5
+
+
+def under_load_budget(pending: int, backlog: int, trickle_after: int) -> float | None:
+    """Seconds of indexing and rolling up a tick of the upkeep may spend while checks are
+    being recorded (at least one step is done); None: wait for a lull."""
+    if pending > backlog:
+        return BACKLOG_SECONDS
+    if pending > trickle_after:
+        return TRICKLE_SECONDS
+    return None
 
 
 class Maintenance:
@@ -129,6 +151,7 @@ class Maintenance:
         backlog: int = 1_000_000,
         pause: float = 0.005,
         wal_limit: int = WAL_LIMIT,
+        trickle_after: int = TRICKLE_AFTER,
     ) -> int:
         """Checkpoint, index and roll up what is pending; how many checks were indexed.
 
@@ -147,9 +170,10 @@ class Maintenance:
         back while the load came back and starved the other workers' commits (2 workers
         paced at half load: p99 440-670 ms, 5-7.5 ms with it stopped). After each step
         ``pause``/5 lets a waiting commit take the lock. Readers scan the unindexed tail,
-        so it stays bounded: beyond ``backlog`` pending checks (two minutes of saturating
-        load) indexing goes on under load too, in steps of 500 with a ``pause`` after
-        each, for at most half a second.
+        so it stays bounded: beyond ``trickle_after`` pending checks indexing and roll-ups
+        go on under load too, in steps of 500 with a ``pause`` after each, for at most
+        :data:`TRICKLE_SECONDS` a tick, and beyond ``backlog`` (two minutes of saturating
+        load) for at most half a second.
         """
         probe = busy if callable(busy) else (lambda: busy)
         total = 0
@@ -168,14 +192,15 @@ class Maintenance:
                 return total
             self.checkpoint()
             return total
-        if self.pending() > backlog:
-            deadline = time.monotonic() + 0.5
-            while time.monotonic() < deadline:
+        budget = under_load_budget(self.pending(), backlog, trickle_after)
+        if budget is not None:
+            deadline = time.monotonic() + budget
+            while True:
                 done = self.index_subjects(500)
                 rolled = self.roll_up_loop(500)
-                if not done and not rolled:
-                    break
                 total += done
+                if (not done and not rolled) or time.monotonic() >= deadline:
+                    break
                 time.sleep(pause)
         if self.wal_bytes() > wal_limit:
             self.checkpoint()

@@ -16,6 +16,7 @@ import msgspec
 
 from gateway.model import CheckRecord, EntryInput, FeedbackRecord, MeasureFeedback
 from gateway.store import CheckWriter, Maintenance, Store
+from gateway.store.maintenance import TRICKLE_AFTER
 from gateway.store.pg import PgStore
 from gateway.store.pg.checks import write_batch
 from gateway.store.pg.maintenance import PgMaintenance
@@ -258,11 +259,16 @@ class Upkeep:
         )
 
     async def run_once(
-        self, *, busy: bool | Callable[[], bool] = False, backlog: int = 1_000_000
+        self,
+        *,
+        busy: bool | Callable[[], bool] = False,
+        backlog: int = 1_000_000,
+        trickle_after: int = TRICKLE_AFTER,
     ) -> int:
+        limits = {"backlog": backlog, "trickle_after": trickle_after}
         if isinstance(self.inner, Maintenance):
-            return self.inner.run_once(busy=busy, backlog=backlog)
-        return await self.inner.run_once(busy=busy, backlog=backlog)
+            return self.inner.run_once(busy=busy, **limits)
+        return await self.inner.run_once(busy=busy, **limits)
 
     async def index_subjects(self, limit: int = 1_000) -> int:
         if isinstance(self.inner, Maintenance):

@@ -119,6 +119,34 @@ def test_under_load_upkeep_waits_for_a_lull_unless_the_backlog_is_too_large(
     run(scenario())
 
 
+def test_under_a_steady_load_the_upkeep_trickles_past_a_smaller_backlog(
+    open_store: OpenStore,
+) -> None:
+    """A steady load that never leaves a worker idle would leave every check unindexed and
+    not rolled up until the big backlog, and every report scanning that tail: past
+    ``trickle_after`` the upkeep does a few steps a tick even while checks come in."""
+
+    async def scenario() -> None:
+        async with await open_store() as store, Upkeep(store) as upkeep:
+            caller = await new_caller(store)
+            await record(store, [check(n, caller.caller_id) for n in range(1, 1_201)])
+            assert await upkeep.run_once(busy=True, trickle_after=1_200) == 0  # not past it
+            assert await upkeep.pending() == 1_200
+            indexed = 0
+            for _ in range(3):  # a tick at a time, the load going on between them
+                done = await upkeep.run_once(busy=True, trickle_after=100)
+                assert done >= 500 or indexed + done == 1_200, "at least one step a tick"
+                indexed += done
+                if indexed == 1_200:
+                    break
+            assert indexed == 1_200
+            assert await upkeep.pending() <= 100  # rolled up as well, down to the threshold
+            rows = await fetch(store, "SELECT count(*) FROM subject_checks")
+            assert rows == [(1_200,)]
+
+    run(scenario())
+
+
 async def unindexed(store: AnyStore) -> int:
     rows = await fetch(
         store, "SELECT (SELECT max(rowid) FROM checks) - last_rowid FROM subject_checks_mark"

@@ -30,7 +30,7 @@ from typing import Final
 
 import asyncpg
 
-from gateway.store.maintenance import LULL_STEP
+from gateway.store.maintenance import LULL_STEP, TRICKLE_AFTER, under_load_budget
 from gateway.store.pg import reports
 from gateway.store.reports import pending_sql
 
@@ -108,17 +108,19 @@ class PgMaintenance:
         busy: bool | Callable[[], bool] = False,
         backlog: int = 1_000_000,
         pause: float = 0.005,
+        trickle_after: int = TRICKLE_AFTER,
     ) -> int:
         """Index and roll up what is pending; how many checks were indexed.
 
         As :meth:`gateway.store.Maintenance.run_once` (whose docstring says why), without
         the checkpoint: while checks are being recorded (``busy``, a flag or a probe asked
-        between steps) nothing is done unless more than ``backlog`` checks are pending;
+        between steps) nothing is done unless more than ``trickle_after`` checks are pending;
         a lull's work goes in steps of :data:`~gateway.store.maintenance.LULL_STEP` and
         stops as soon as checks are recorded again, by this worker (the probe) or any
-        other (the checks table grew); past ``backlog``, steps of 500 with a ``pause``
-        after each, for at most half a second. The pauses are ``asyncio.sleep``: the
-        event loop serves requests meanwhile.
+        other (the checks table grew); past ``trickle_after``, steps of 500 with a
+        ``pause`` after each, for at most a fiftieth of a second a tick, and past
+        ``backlog`` half a second. The pauses are ``asyncio.sleep``: the event loop
+        serves requests meanwhile.
         """
         probe = busy if callable(busy) else (lambda: busy)
         total = 0
@@ -134,14 +136,15 @@ class PgMaintenance:
                     return total
                 await asyncio.sleep(pause / 5)
             return total
-        if await self.pending() > backlog:
-            deadline = time.monotonic() + 0.5
-            while time.monotonic() < deadline:
+        budget = under_load_budget(await self.pending(), backlog, trickle_after)
+        if budget is not None:
+            deadline = time.monotonic() + budget
+            while True:
                 done = await self.index_subjects(500)
                 rolled = await self.roll_up_loop(500)
-                if not done and not rolled:
-                    break
                 total += done
+                if (not done and not rolled) or time.monotonic() >= deadline:
+                    break
                 await asyncio.sleep(pause)
         return total
 
