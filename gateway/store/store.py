@@ -59,9 +59,9 @@ class Store:
         self,
         writer: aiosqlite.Connection,
         reader: aiosqlite.Connection,
+        report_reader: aiosqlite.Connection,
         path: Path,
         version: int,
-        report_reader: aiosqlite.Connection | None = None,
     ) -> None:
         self._writer = writer
         self._reader = reader
@@ -69,10 +69,10 @@ class Store:
         #: scans for tens of milliseconds, and on the one read connection every feedback's
         #: look-up of its check, the key ring's reload and the change log's poll queued
         #: behind it (feedback p99 80-85 ms under Locust; see docs/performance.md).
-        self._report_reader = report_reader or reader
+        self._report_reader = report_reader
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
-        self._report_lock = asyncio.Lock() if report_reader is not None else self._read_lock
+        self._report_lock = asyncio.Lock()
         self.path = path
         self._version = version
 
@@ -99,7 +99,8 @@ class Store:
             for conn in opened:
                 await conn.close()
             raise
-        return cls(opened[0], opened[1], path, version, report_reader=opened[2])
+        writer, reader, report_reader = opened
+        return cls(writer, reader, report_reader, path, version)
 
     @property
     def schema_version(self) -> int:
@@ -109,8 +110,7 @@ class Store:
         async with self._write_lock, self._read_lock, self._report_lock:
             await self._writer.close()
             await self._reader.close()
-            if self._report_reader is not self._reader:
-                await self._report_reader.close()
+            await self._report_reader.close()
 
     async def __aenter__(self) -> Store:
         return self
@@ -365,7 +365,7 @@ class Store:
         """
         if chunk < 1:
             raise ValueError("chunk must be at least 1")
-        conn = await asyncio.to_thread(self._scan_connection)
+        conn = self._scan_connection()
         chunks = live.stream_rows(conn, chunk)
         try:
             while (found := next(chunks, None)) is not None:
@@ -374,7 +374,7 @@ class Store:
             _close_scan(conn, chunks)
 
     def _scan_connection(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.path, isolation_level=None)
         conn.execute("PRAGMA query_only = ON")
         return conn
 
