@@ -30,6 +30,24 @@ from gateway.model import CheckRecord, FeedbackRecord
 Item = TypeVar("Item", bound=tuple[CheckRecord | FeedbackRecord, object])
 
 
+def whole_groups(items: Sequence[tuple[object, object]], limit: int) -> int:
+    """How many of ``items`` (record, what its commit resolves) one commit takes: up to
+    ``limit``, and on to the end of a group that the limit would cut. The records of a
+    batch check share what they resolve; split over two commits, one could fail after
+    the other had committed: part of a screening recorded and the caller told 503.
+
+    >>> solo, batch = object(), object()
+    >>> whole_groups([(1, solo), (2, batch), (3, batch), (4, batch)], 2)
+    4
+    >>> whole_groups([(1, solo), (2, batch)], 1)
+    1
+    """
+    end = min(limit, len(items))
+    while 0 < end < len(items) and items[end][1] is items[end - 1][1]:
+        end += 1
+    return end
+
+
 class BatchWriter(Protocol):
     """Writes one batch per call, each in one transaction committed before it returns;
     up to ``connections`` calls may run at once."""
@@ -81,8 +99,9 @@ class Pipeline(Generic[Item]):
     def _launch(self) -> None:
         self._scheduled = False
         while self._waiting and self._busy < self._writer.connections:
-            batch = self._waiting[: self.max_batch]
-            del self._waiting[: self.max_batch]
+            take = whole_groups(self._waiting, self.max_batch)
+            batch = self._waiting[:take]
+            del self._waiting[:take]
             self._busy += 1
             self._records_in_flight += len(batch)
             self._began(batch)

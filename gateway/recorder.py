@@ -52,7 +52,7 @@ from typing import Protocol
 
 from gateway import logsync, upkeep
 from gateway.model import CheckRecord, FeedbackRecord
-from gateway.pipeline import BatchWriter, Pipeline
+from gateway.pipeline import BatchWriter, Pipeline, whole_groups
 from gateway.syncprocess import Syncer, SyncProcess
 from gateway.walsync import WalSyncer
 
@@ -65,7 +65,52 @@ IDLE_AFTER = 0.25
 INLINE_RETRY = 0.0005
 INLINE_PATIENCE = 0.05
 
-Pending = tuple[CheckRecord | FeedbackRecord, asyncio.Future[bool]]
+
+class Settles(Protocol):
+    """What a record's commit resolves: its own future, or a batch's :class:`Joint`."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: bool, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+class Joint:
+    """One future for the records of a batch check: resolved once the last of them is
+    committed (however the writer splits them into commits), failed with the first
+    commit that fails. A thousand codes wait on one future, not on a thousand gathered.
+
+    >>> import asyncio
+    >>> loop = asyncio.new_event_loop()
+    >>> joint = Joint(loop.create_future(), 2)
+    >>> joint.set_result(True); joint.done()
+    False
+    >>> joint.set_result(True); joint.future.result()
+    True
+    >>> loop.close()
+    """
+
+    __slots__ = ("future", "left")
+
+    def __init__(self, future: asyncio.Future[bool], records: int) -> None:
+        self.future = future
+        self.left = records
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def set_result(self, result: bool, /) -> None:
+        self.left -= 1
+        if self.left <= 0 and not self.future.done():
+            self.future.set_result(True)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        if not self.future.done():
+            self.future.set_exception(exception)
+
+
+Pending = tuple[CheckRecord | FeedbackRecord, Settles]
 
 
 class Writer(Protocol):
@@ -233,14 +278,18 @@ class Recorder:
         self._enqueue([(record, future)])
         return future
 
-    def submit_many(self, records: list[CheckRecord]) -> list[asyncio.Future[bool]]:
-        """Queue several records, all or none."""
+    def submit_many(self, records: list[CheckRecord]) -> asyncio.Future[bool]:
+        """Queue several records, all or none; the future resolves once all are committed
+        (at once for none)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if not records:
+            future.set_result(True)
+            return future
         if not self._accepting or self.depth + len(records) > self.max_queue:
             raise RecorderFull()
-        assert self._loop is not None
-        futures = [self._loop.create_future() for _ in records]
-        self._enqueue(list(zip(records, futures, strict=True)))
-        return futures
+        joint = Joint(future, len(records))
+        self._enqueue([(record, joint) for record in records])
+        return future
 
     def _enqueue(self, pending: list[Pending]) -> None:
         if self._pipeline is not None:
@@ -365,7 +414,7 @@ class Recorder:
                     if not queue and not self._stopping:
                         self._work.wait()
                     continue
-                batch = [queue.popleft() for _ in range(min(self.max_batch, len(queue)))]
+                batch = [queue.popleft() for _ in range(whole_groups(queue, self.max_batch))]
                 self._began(batch)
                 checks = [r for r, _ in batch if isinstance(r, CheckRecord)]
                 feedback = [r for r, _ in batch if isinstance(r, FeedbackRecord)]

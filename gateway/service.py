@@ -204,22 +204,20 @@ class CheckService:
         commit is a 503 with ``Retry-After``."""
         await self.wait(self.submit(records))
 
-    def submit(self, records: list[CheckRecord]) -> list[asyncio.Future[bool]]:
-        """Queue records (all or none) without waiting; 503 if the queue is full."""
+    def submit(self, records: list[CheckRecord]) -> asyncio.Future[bool]:
+        """Queue records (all or none) without waiting; 503 if the queue is full. The
+        future resolves once every one of them is durable."""
         try:
             if len(records) == 1:
-                return [self.recorder.submit(records[0])]
-            return self.recorder.submit_many(records) if records else []
+                return self.recorder.submit(records[0])
+            return self.recorder.submit_many(records)
         except RecorderFull as exc:
             raise overloaded(exc.retry_after) from None
 
-    async def wait(self, futures: list[asyncio.Future[bool]]) -> None:
-        """Wait until the submitted records are durable; a failed commit is a 503."""
+    async def wait(self, durable: asyncio.Future[bool]) -> None:
+        """Wait until submitted records are durable; a failed commit is a 503."""
         try:
-            if len(futures) == 1:
-                await futures[0]
-            elif futures:
-                await asyncio.gather(*futures)
+            await durable
         except RecorderFull as exc:
             raise overloaded(exc.retry_after) from None
 

@@ -4,15 +4,24 @@ a full queue or a failed commit is refused loudly; stop() flushes what is queued
 from __future__ import annotations
 
 import asyncio
+import doctest
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from gateway import pipeline, recorder
 from gateway.recorder import Recorder, RecorderFull
 from gateway.store import CheckWriter, Store
 from tests.store.helpers import check
 from tests.store.test_checks import make_caller
+
+
+def test_doctests() -> None:
+    for module in (recorder, pipeline):
+        result = doctest.testmod(module)
+        assert result.attempted > 0
+        assert result.failed == 0
 
 
 def stored_ids(db: Path) -> set[str]:
@@ -36,7 +45,7 @@ def test_futures_resolve_after_commit_and_stop_flushes(tmp_path: Path) -> None:
         many = recorder.submit_many([check(n, caller) for n in range(2, 200)])
         last = recorder.submit(check(200, caller))
         await recorder.stop()  # flushes everything queued before returning
-        assert all(f.done() and f.result() for f in [*many, last])
+        assert all(f.done() and f.result() for f in [many, last])
         with pytest.raises(RecorderFull):
             recorder.submit(check(201, caller))
 
@@ -90,6 +99,30 @@ def test_a_failed_commit_fails_its_futures_and_the_next_batch_goes_through(
 
     asyncio.run(scenario())
     assert len(stored_ids(db)) == 2
+
+
+def test_a_batch_checks_records_commit_together_however_small_the_commits(
+    tmp_path: Path,
+) -> None:
+    """Commits of 10 records: a batch check of 25 is not cut, so a duplicate among them
+    refuses all 25 (none stored, not the first 10) and the caller's 503 tells the truth."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+
+    async def scenario() -> None:
+        recorder = Recorder(lambda: CheckWriter(db), max_batch=10)
+        await recorder.start()
+        singles = [recorder.submit(check(n, caller)) for n in range(1, 6)]
+        assert all(await asyncio.gather(*singles))
+        refused = recorder.submit_many([check(n, caller) for n in [*range(6, 30), 6]])
+        with pytest.raises(RecorderFull):
+            await refused
+        screened = recorder.submit_many([check(n, caller) for n in range(30, 55)])
+        assert await screened is True
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert stored_ids(db) == {check(n, caller).check_id for n in [*range(1, 6), *range(30, 55)]}
 
 
 def test_a_writer_that_cannot_start_is_an_error_at_start(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def test_a_record_is_answered_only_once_committed_and_batches_group(postgres_url
             # answered: another session reads it at once
             assert first.check_id in await stored(postgres_url)
             futures = [recorder.submit(check(n, caller)) for n in range(2, 402)]
-            futures += recorder.submit_many([check(n, caller) for n in range(402, 502)])
+            futures.append(recorder.submit_many([check(n, caller) for n in range(402, 502)]))
             assert recorder.depth == 500
             assert all(await asyncio.gather(*futures))
             # 500 records submitted in one turn: a few batches of up to max_batch, not 500
@@ -71,6 +71,33 @@ def test_a_record_is_answered_only_once_committed_and_batches_group(postgres_url
                 recorder.submit(check(503, caller))
             assert len(await stored(postgres_url)) == 502
             assert await store.get_feedback(first.check_id) is not None
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_checks_records_commit_together_however_small_the_batches(
+    postgres_url: str,
+) -> None:
+    """Batches of 10: a batch check of 25 goes in one of them, so a duplicate among its
+    records refuses all 25 and leaves none in the table (not the first 10 committed)."""
+
+    async def scenario() -> None:
+        async with await PgStore.open(postgres_url) as store:
+            caller = await caller_id(store)
+            recorder = Recorder(
+                None, batch_writer_factory=lambda: PgBatchWriter.open(postgres_url), max_batch=10
+            )
+            await recorder.start()
+            singles = [recorder.submit(check(n, caller)) for n in range(1, 6)]
+            assert all(await asyncio.gather(*singles))
+            refused = recorder.submit_many([check(n, caller) for n in [*range(6, 30), 6]])
+            with pytest.raises(RecorderFull):
+                await refused
+            screened = recorder.submit_many([check(n, caller) for n in range(30, 55)])
+            assert await screened is True
+            await recorder.stop()
+            ids = await stored(postgres_url)
+            assert ids == {check(n, caller).check_id for n in [*range(1, 6), *range(30, 55)]}
 
     asyncio.run(scenario())
 
