@@ -230,7 +230,8 @@ def paced_runs(
     wrk: str, servers: dict[str, tuple[Server, Path, str]], measured: list[Run], opts: Any
 ) -> dict[str, Run]:
     """The gateway paced at ``opts.paced`` of its median throughput: each connection waits
-    ``connections / target`` (less a typical latency) between requests; p50 and p99 there.
+    ``connections / target`` (less a typical latency) on average between requests, the
+    waits drawn from an exponential distribution (``wrk_codes.lua``); p50 and p99 there.
     Then the floor, if measured, with the same waits: what the machine and the server cost
     at that rate for a bare lookup (the reference for the gateway's p99)."""
     target = opts.paced * statistics.median(r["rps"] for r in measured)

@@ -6,9 +6,13 @@
 -- Script arguments (after --) win over the environment: BENCH_CODES (codes file, one
 -- code a line), BENCH_KEY (sent as "Authorization: Bearer <key>"; none if empty) and
 -- BENCH_MATTER (default bidding). Every request is formatted once, in init().
--- BENCH_DELAY_MS, if set, makes each connection wait that long before each request:
--- a paced load (about connections / (latency + delay) requests a second) for latency
--- below saturation.
+-- BENCH_DELAY_MS, if set, makes each connection wait before each request, for that many
+-- milliseconds on average: a paced load (about connections / (latency + delay) requests
+-- a second) for latency below saturation. The waits are drawn from an exponential
+-- distribution, the think times of TPC-C's terminals: with one fixed wait, connections
+-- answered together (by one group commit, one GC pause) ask again together, and keep
+-- doing so, which no population of independent callers does (measured on the gateway
+-- at 2,000 req/s: p50 4.4-5.4 ms with fixed waits, 2.4-2.6 ms with these).
 
 local requests = {}
 local count = 0
@@ -17,7 +21,8 @@ local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
 
 if pause then
    function delay()
-      return pause
+      -- wrk takes whole milliseconds: rounded, the mean stays ``pause``.
+      return math.floor(-pause * math.log(1 - math.random()) + 0.5)
    end
 end
 
