@@ -285,6 +285,19 @@ def test_batch_of_1000_with_one_invalid_code(client: Client, seeded: Seeded) -> 
     assert stored.batch_id == body["batch_id"]
 
 
+def test_a_batch_of_invalid_codes_only_answers_each_with_its_error(
+    client: Client, seeded: Seeded
+) -> None:
+    codes = ["91110000600037341X", "not a code"]
+    response = client.post(
+        "/v1/check/batch", headers=seeded.auth(), json={"matter": "bidding", "uscc": codes}
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["uscc"] for r in results] == codes
+    assert all("error" in r and "check_id" not in r for r in results)
+
+
 def test_batch_limits(client: Client, seeded: Seeded) -> None:
     rnd = random.Random(2)
     problem(
