@@ -78,8 +78,9 @@ class Settles(Protocol):
 
 class Joint:
     """One future for the records of a batch check: resolved once the last of them is
-    committed (however the writer splits them into commits), failed with the first
-    commit that fails. A thousand codes wait on one future, not on a thousand gathered.
+    committed, failed if their commit fails (they go in one: see
+    :func:`gateway.pipeline.whole_groups`). A thousand codes wait on one future, not on a
+    thousand gathered.
 
     >>> import asyncio
     >>> loop = asyncio.new_event_loop()
