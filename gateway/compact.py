@@ -34,7 +34,7 @@ from __future__ import annotations
 import zlib
 from array import array
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import date
 from operator import itemgetter
 from typing import Final, NamedTuple
@@ -132,19 +132,42 @@ def _entry(uscc: str, record: EntryRecord) -> ListEntry:
 
 
 class _Strings:
-    """Strings stored once each, referred to by index (append-only)."""
+    """Strings stored once each, referred to by index (append-only).
 
-    def __init__(self, values: list[str] | None = None) -> None:
+    ``start`` and ``stride``: the indexes one of ``stride`` builders of a build in parts
+    gives (``start``, ``start + stride``, ...), apart from every other's, so that their
+    records keep their indexes in the merged table (:func:`merged_strings`)."""
+
+    def __init__(self, values: list[str] | None = None, *, start: int = 0, stride: int = 1) -> None:
         self.values: list[str] = list(values or [])
         #: Index of each string stored (read directly on hot paths).
         self.known = {value: i for i, value in enumerate(self.values)}
+        self._next = len(self.values) if stride == 1 else start
+        self._stride = stride
 
     def index(self, value: str) -> int:
         found = self.known.get(value)
         if found is None:
-            found = self.known[value] = len(self.values)
-            self.values.append(value)
+            found = self.known[value] = self._next
+            self._next += self._stride
+            if found >= len(self.values):
+                self.values.extend([""] * (found + 1 - len(self.values)))
+            self.values[found] = value
         return found
+
+
+def merged_strings(parts: list[list[str]]) -> list[str]:
+    """The strings of the builders of a build in parts, part ``k`` of ``n`` having given
+    the indexes ``k``, ``k + n``, ... (a place no part used holds "").
+
+    >>> merged_strings([["a", "", "c"], ["", "b", "", "d"]])
+    ['a', 'b', 'c', 'd']
+    """
+    merged = [""] * max((len(values) for values in parts), default=0)
+    for start, values in enumerate(parts):
+        for index in range(start, len(values), len(parts)):
+            merged[index] = values[index]
+    return merged
 
 
 class CompactBuilder:
@@ -238,6 +261,46 @@ class CompactBuilder:
         self._offsets.append(len(self._payload))
         self.entry_count += len(records)
 
+    # --- a build in parts (gateway.snapshot_build) ------------------------------------
+
+    @property
+    def strings(self) -> list[str]:
+        return self._strings.values
+
+    def use_strings(self, values: list[str]) -> None:
+        """The strings the records appended by :meth:`append_part` refer to (merged)."""
+        self._strings = _Strings(values)
+
+    def part(self) -> tuple[bytearray, array[int], bytearray, dict[str, Subject]]:
+        """What :meth:`close_rows` left: keys, offsets (from 0), payload, odd subjects."""
+        return self._keys, self._offsets, self._payload, self._odd
+
+    def append_part(
+        self,
+        read: Callable[[int], bytes],
+        sizes: tuple[int, int, int],
+        odd: Iterable[tuple[str, Subject]],
+        entry_count: int,
+    ) -> None:
+        """Add the subjects of a part built by another builder (its strings given apart,
+        see :meth:`use_strings`), codes above all added so far: its keys, offsets and
+        payload (``sizes`` bytes each) as ``read`` gives them, read a few MiB at a time
+        into this builder's own arrays."""
+        keys_size, offsets_size, payload_size = sizes
+        _read_into(self._keys, read, keys_size)
+        offsets = array("Q")
+        raw = bytearray()
+        _read_into(raw, read, offsets_size)
+        offsets.frombytes(raw)
+        del raw
+        base = len(self._payload)
+        for start in range(1, len(offsets), _STEP):
+            self._offsets.extend([offset + base for offset in offsets[start : start + _STEP]])
+        del offsets
+        _read_into(self._payload, read, payload_size)
+        self._odd.update(odd)
+        self.entry_count += entry_count
+
     def pack(self, entries: tuple[ListEntry, ...], grade: Grade | None) -> bytes:
         return self.pack_records([_record(e) for e in entries], grade)
 
@@ -315,6 +378,20 @@ class CompactBuilder:
         return CompactSubjects(
             table, self._keys, self._payload, self._offsets, self._strings, self._odd
         )
+
+
+_STEP: Final = 1 << 16
+_CHUNK: Final = 1 << 22
+
+
+def _read_into(target: bytearray, read: Callable[[int], bytes], size: int) -> None:
+    """Append ``size`` bytes from ``read`` to ``target``, 4 MiB at a time (no copy of all)."""
+    while size > 0:
+        chunk = read(min(size, _CHUNK))
+        if not chunk:
+            raise EOFError(f"{size} bytes missing")
+        target += chunk
+        size -= len(chunk)
 
 
 class CompactSubjects:

@@ -21,11 +21,12 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from gateway import snapshot_file
+from gateway import snapshot_build, snapshot_file
 from gateway.background import BackgroundTask
-from gateway.compact import CompactSubjects
+from gateway.compact import CompactBuilder, CompactSubjects
 from gateway.snapshot import Snapshot, Subject
 from gateway.snapshot_file import Saved
+from gateway.store import Store
 from gateway.store.backend import AnyStore
 
 log = logging.getLogger(__name__)
@@ -87,18 +88,33 @@ async def build(
             )
             return
     version = await store.last_change_seq()
-    async for rows, grades in store.live_rows():
-        snapshot.load_rows(rows, grades)
-        await asyncio.sleep(0)
+    parts = await _build_in_parts(store)
+    if parts is not None:
+        snapshot.load_builder(parts)
+    else:
+        async for rows, grades in store.live_rows():
+            snapshot.load_rows(rows, grades)
+            await asyncio.sleep(0)
     await snapshot.finish_load(version)
     snapshot.origin = "store"
     log.info(
-        "snapshot built from the store in %.1f s: %d subjects, %d entries, version %d",
+        "snapshot built from the store in %.1f s%s: %d subjects, %d entries, version %d",
         time.monotonic() - started,
+        f" by {snapshot_build.processes()} processes" if parts is not None else "",
         len(snapshot),
         snapshot.entry_count,
         version,
     )
+
+
+async def _build_in_parts(store: AnyStore) -> CompactBuilder | None:
+    """The store's live subjects packed by several processes (SQLite, enough entries,
+    more than one core: ``gateway.snapshot_build``), or None."""
+    parts = snapshot_build.processes()
+    if not isinstance(store, Store) or parts < 2:
+        return None
+    _, cuts = await store.live_plan(parts, snapshot_build.MIN_ENTRIES)
+    return await snapshot_build.build_in_parts(str(store.path), cuts)
 
 
 async def _use_saved(

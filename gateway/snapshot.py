@@ -101,6 +101,10 @@ class Snapshot:
             self._builder = CompactBuilder()
         self._builder.add_rows(rows, grades)
 
+    def load_builder(self, builder: CompactBuilder) -> None:
+        """Everything at once, packed elsewhere (``gateway.snapshot_build``)."""
+        self._builder = builder
+
     async def finish_load(self, version: int) -> None:
         """Pack what was loaded (yielding to the event loop as it goes) and serve it."""
         builder, self._builder = self._builder or CompactBuilder(), None

@@ -4,10 +4,12 @@ compaction never change an answer."""
 from __future__ import annotations
 
 import asyncio
+import doctest
 import random
 from datetime import date, timedelta
 
-from gateway.compact import CompactBuilder, _record, as_checked
+from gateway import compact
+from gateway.compact import CompactBuilder, _record, _Strings, as_checked, merged_strings
 from gateway.model import Grade, ListEntry
 from gateway.snapshot import Snapshot, Subject
 from gateway.store.rows import new_ids
@@ -157,3 +159,26 @@ def test_subjects_packed_from_the_stores_scan_read_back_like_subjects_added_one_
     assert len(first) == len(second)
     for code, subject in subjects.items():
         assert second.get(code) == first.get(code) == expected(subject)
+
+
+def test_doctests() -> None:
+    result = doctest.testmod(compact)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def test_strings_of_parts_keep_their_indexes_in_the_merged_table() -> None:
+    """Three builders of a build in parts, each giving indexes apart from the others'."""
+    parts = [_Strings(start=k, stride=3) for k in range(3)]
+    met = [["court_defaulter", "福州市中级人民法院", "active"], ["active"], ["tax", "active", "x"]]
+    given = [
+        [part.index(value) for value in values] for part, values in zip(parts, met, strict=True)
+    ]
+    assert given == [[0, 3, 6], [1], [2, 5, 8]]
+    merged = merged_strings([part.values for part in parts])
+    for indexes, values in zip(given, met, strict=True):
+        assert [merged[i] for i in indexes] == values
+    assert merged[4] == merged[7] == ""  # indexes no part gave
+    again = _Strings(merged)  # what the merged snapshot's later builders start from
+    assert again.index("x") == 8
+    assert again.index("new") == len(merged)

@@ -7,6 +7,7 @@ grade. Entries are ordered by ``listed_on, entry_id``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Generator, Iterable, Sequence
 from typing import Final, TypeAlias
@@ -43,7 +44,9 @@ def by_subject(
     return {uscc: (tuple(found.get(uscc, ())), graded.get(uscc)) for uscc in usccs}
 
 
-def stream_rows(conn: sqlite3.Connection, chunk: int) -> Generator[LiveRows, None, None]:
+def stream_rows(
+    conn: sqlite3.Connection, chunk: int, low: str | None = None, high: str | None = None
+) -> Generator[LiveRows, None, None]:
     """Every live entry as an :data:`EntryRecord` (raw values, dates as ordinals: what the
     packed snapshot keeps), ordered by uscc, ``chunk`` rows at a time, each chunk with the
     grades of the codes up to its last one (the last chunks bring the grades left).
@@ -52,13 +55,20 @@ def stream_rows(conn: sqlite3.Connection, chunk: int) -> Generator[LiveRows, Non
     grouping by subject is the consumer's (:meth:`gateway.compact.CompactBuilder.add_rows`),
     in the loop that packs them: grouping here into a list per subject cost more than the
     scan itself (ten million rows stream in about 15 s on the development machine).
+
+    ``low`` and ``high``: only the codes from ``low`` (included) to ``high`` (excluded),
+    either end open when None: a part of a build in several processes.
     """
+    where, bounds = _code_range(low, high)
     conn.execute("BEGIN")
     try:
         entries = conn.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM entries WHERE {LIVE_CONDITION} ORDER BY uscc"
+            f"SELECT {_RECORD_COLUMNS} FROM entries WHERE {LIVE_CONDITION}{where} ORDER BY uscc",
+            bounds,
         )
-        grades = conn.execute(f"SELECT uscc, {GRADE_COLUMNS} FROM grades ORDER BY uscc")
+        grades = conn.execute(
+            f"SELECT uscc, {GRADE_COLUMNS} FROM grades WHERE 1{where} ORDER BY uscc", bounds
+        )
         graded = next(grades, None)
         while rows := entries.fetchmany(chunk):
             last, mine = rows[-1][0], []
@@ -77,6 +87,41 @@ def stream_rows(conn: sqlite3.Connection, chunk: int) -> Generator[LiveRows, Non
             yield [], rest
     finally:
         conn.execute("COMMIT")
+
+
+def _code_range(low: str | None, high: str | None) -> tuple[str, tuple[str, ...]]:
+    where, bounds = "", tuple[str, ...]()
+    if low is not None:
+        where, bounds = " AND uscc >= ?", (low,)
+    if high is not None:
+        where, bounds = f"{where} AND uscc < ?", (*bounds, high)
+    return where, bounds
+
+
+def split_codes(
+    conn: sqlite3.Connection, parts: int, min_entries: int = 0
+) -> tuple[int, list[str]]:
+    """The number of live entries, and the codes that cut them into ``parts`` runs of
+    about as many entries (fewer codes where runs would be empty, none below
+    ``min_entries``; one subject's entries are never cut: a part starts at a code). Read
+    through the index on ``uscc``."""
+    (count,) = conn.execute(f"SELECT count(*) FROM entries WHERE {LIVE_CONDITION}").fetchone()
+    cuts: list[str] = []
+    for part in range(1, parts if count >= min_entries else 1):
+        found = conn.execute(
+            f"SELECT uscc FROM entries WHERE {LIVE_CONDITION} ORDER BY uscc LIMIT 1 OFFSET ?",
+            (count * part // parts,),
+        ).fetchone()
+        if found is not None and (not cuts or found[0] > cuts[-1]):
+            cuts.append(found[0])
+    return int(count), cuts
+
+
+def scan_connection(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A read-only connection for a scan of the whole store (of a process of its own)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
 
 
 async def of_subjects(

@@ -374,9 +374,21 @@ class Store:
             _close_scan(conn, chunks)
 
     def _scan_connection(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.execute("PRAGMA query_only = ON")
-        return conn
+        return live.scan_connection(self.path)
+
+    async def live_plan(self, parts: int, min_entries: int = 0) -> tuple[int, list[str]]:
+        """For a build of the snapshot in ``parts`` processes: the number of live entries
+        and the codes that cut them into parts of about as many (none for fewer than
+        ``min_entries``): :func:`live.split_codes`."""
+
+        def plan() -> tuple[int, list[str]]:
+            conn = self._scan_connection()
+            try:
+                return live.split_codes(conn, parts, min_entries)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(plan)
 
     async def subjects(
         self, usccs: Sequence[str]

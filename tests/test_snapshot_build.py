@@ -1,0 +1,129 @@
+"""The snapshot built from the store by several processes answers as the one built alone."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from gateway import feed, snapshot_build
+from gateway.compact import CompactBuilder, CompactSubjects
+from gateway.model import Grade
+from gateway.snapshot import Snapshot
+from gateway.store import Store
+from tests.store.helpers import entry, run, uscc
+
+GOOD = Grade("good", "浙江省公共信用评价", date(2026, 10, 1))
+ODD = "ABC-123"  # not 18 characters: kept beside the table
+AUTHORITIES = ["北京市第一中级人民法院", "上海市税务局", "福州市中级人民法院"]
+
+
+async def seeded(path: Path) -> Store:
+    """300 listed subjects (every third with two entries, three authorities, two list
+    types), grades on 250-349 (the last 50 graded only), one entry revoked, one odd code."""
+    store = await Store.open(path)
+    rows = [
+        entry(
+            n,
+            source_id=f"{n}a",
+            authority=AUTHORITIES[n % 3],
+            list_type="court_defaulter" if n % 2 else "tax_grade_a",
+            listed_on=date(2026, 1 + n % 12, 1),
+        )
+        for n in range(300)
+    ]
+    rows += [entry(n, source_id=f"{n}b") for n in range(0, 300, 3)]
+    rows.append(entry(0, uscc=ODD, source_id="odd"))
+    result = await store.upsert_entries(rows, "import")
+    await store.revoke(result.entry_ids[1], "撤销", "clerk")
+    await store.put_grades([(uscc(n), GOOD) for n in range(250, 350)], "grades")
+    return store
+
+
+async def built_alone(store: Store) -> CompactSubjects:
+    builder = CompactBuilder()
+    async for rows, grades in store.live_rows():
+        builder.add_rows(rows, grades)
+    builder.close_rows()
+    return builder.finish()
+
+
+def codes() -> list[str]:
+    return [uscc(n) for n in range(400)] + [ODD]
+
+
+def test_parts_answer_every_code_as_the_build_alone(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await seeded(tmp_path / "g.db")
+        try:
+            alone = await built_alone(store)
+            count, cuts = await store.live_plan(3)
+            assert count == 300 + 100 + 1 - 1  # the revoked entry is not live
+            assert len(cuts) == 2
+            assert cuts == sorted(cuts)
+            builder = await snapshot_build.build_in_parts(str(store.path), cuts)
+            assert builder is not None
+            builder.close_rows()
+            in_parts = builder.finish()
+        finally:
+            await store.close()
+        assert builder.entry_count == 400
+        assert (len(in_parts), len(alone)) == (350, 350)  # subject 1: its only entry revoked
+        for code in codes():
+            assert in_parts.get(code) == alone.get(code), code
+        assert in_parts.get(uscc(299)) is not None
+        assert in_parts.get(uscc(349)) is not None
+
+    run(scenario())
+
+
+def test_too_few_entries_for_parts(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await seeded(tmp_path / "g.db")
+        try:
+            assert await store.live_plan(2, snapshot_build.MIN_ENTRIES) == (400, [])
+            assert await snapshot_build.build_in_parts(str(store.path), []) is None
+        finally:
+            await store.close()
+
+    run(scenario())
+
+
+def test_a_failed_part_leaves_the_build_to_the_worker(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await seeded(tmp_path / "g.db")
+        try:
+            _, cuts = await store.live_plan(2)
+        finally:
+            await store.close()
+        (tmp_path / "g.db").unlink()  # each part's scan fails: no such table
+        assert await snapshot_build.build_in_parts(str(tmp_path / "g.db"), cuts) is None
+
+    run(scenario())
+
+
+def test_a_worker_builds_its_snapshot_in_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a worker does at its start with no saved snapshot (``feed.build``)."""
+    monkeypatch.setattr(snapshot_build, "MIN_ENTRIES", 0)
+    monkeypatch.setattr(snapshot_build, "processes", lambda: 3)
+
+    async def scenario() -> None:
+        store = await seeded(tmp_path / "g.db")
+        try:
+            alone = await built_alone(store)
+            snapshot = Snapshot()
+            with caplog.at_level(logging.INFO, logger="gateway.feed"):
+                await feed.build(store, snapshot)
+            assert "by 3 processes" in caplog.text
+            assert snapshot.origin == "store"
+            assert snapshot.entry_count == 400
+            for code in codes():
+                assert snapshot.lookup(code) == alone.get(code), code
+        finally:
+            await store.close()
+
+    run(scenario())
