@@ -89,12 +89,15 @@ def stream_rows(
         conn.execute("COMMIT")
 
 
-def _code_range(low: str | None, high: str | None) -> tuple[str, tuple[str, ...]]:
-    where, bounds = "", tuple[str, ...]()
+def _code_range(low: str | None, high: str | None) -> tuple[str, list[str]]:
+    """The conditions (to follow a WHERE) and parameters of codes from ``low`` to ``high``."""
+    where, bounds = "", []
     if low is not None:
-        where, bounds = " AND uscc >= ?", (low,)
+        where += " AND uscc >= ?"
+        bounds.append(low)
     if high is not None:
-        where, bounds = f"{where} AND uscc < ?", (*bounds, high)
+        where += " AND uscc < ?"
+        bounds.append(high)
     return where, bounds
 
 
