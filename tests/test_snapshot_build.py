@@ -10,9 +10,9 @@ import pytest
 
 from gateway import feed, snapshot_build
 from gateway.compact import CompactBuilder, CompactSubjects
-from gateway.model import Grade
+from gateway.model import EntryRecord, Grade
 from gateway.snapshot import Snapshot
-from gateway.store import Store
+from gateway.store import LiveRows, Store, live
 from tests.store.helpers import entry, run, uscc
 
 GOOD = Grade("good", "浙江省公共信用评价", date(2026, 10, 1))
@@ -125,5 +125,41 @@ def test_a_worker_builds_its_snapshot_in_parts(
                 assert snapshot.lookup(code) == alone.get(code), code
         finally:
             await store.close()
+
+    run(scenario())
+
+
+def rows_of(chunks: list[LiveRows]) -> list[EntryRecord]:
+    return [row for rows, _ in chunks for row in rows]
+
+
+def grades_of(chunks: list[LiveRows]) -> list[str]:
+    return [code for _, grades in chunks for code, _ in grades]
+
+
+def test_a_range_of_the_scan_holds_its_codes_entries_and_grades(tmp_path: Path) -> None:
+    """``stream_rows`` from ``low`` (included) to ``high`` (excluded): the parts of a scan
+    cut at the plan's codes add up to the whole scan, nothing twice."""
+
+    async def scenario() -> None:
+        store = await seeded(tmp_path / "g.db")
+        try:
+            _, cuts = await store.live_plan(4)
+        finally:
+            await store.close()
+        assert len(cuts) == 3
+        bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
+        conn = live.scan_connection(tmp_path / "g.db")
+        try:
+            whole = list(live.stream_rows(conn, 50))
+            parts = [list(live.stream_rows(conn, 50, low, high)) for low, high in bounds]
+        finally:
+            conn.close()
+        for (low, high), chunks in zip(bounds, parts, strict=True):
+            seen = [row[0] for row in rows_of(chunks)] + grades_of(chunks)
+            assert seen
+            assert all((low is None or low <= c) and (high is None or c < high) for c in seen)
+        assert [row for part in parts for row in rows_of(part)] == rows_of(whole)
+        assert sorted(code for part in parts for code in grades_of(part)) == grades_of(whole)
 
     run(scenario())
