@@ -13,7 +13,7 @@ import pytest
 from gateway import pipeline, recorder
 from gateway.recorder import Recorder, RecorderFull
 from gateway.store import CheckWriter, Store
-from tests.store.helpers import check
+from tests.store.helpers import batch_checks_commit_whole, check
 from tests.store.test_checks import make_caller
 
 
@@ -109,20 +109,13 @@ def test_a_batch_checks_records_commit_together_however_small_the_commits(
     db = tmp_path / "g.db"
     caller = make_caller(db).caller_id
 
-    async def scenario() -> None:
+    async def scenario() -> set[str]:
         recorder = Recorder(lambda: CheckWriter(db), max_batch=10)
         await recorder.start()
-        singles = [recorder.submit(check(n, caller)) for n in range(1, 6)]
-        assert all(await asyncio.gather(*singles))
-        refused = recorder.submit_many([check(n, caller) for n in [*range(6, 30), 6]])
-        with pytest.raises(RecorderFull):
-            await refused
-        screened = recorder.submit_many([check(n, caller) for n in range(30, 55)])
-        assert await screened is True
-        await recorder.stop()
+        return await batch_checks_commit_whole(recorder, caller)
 
-    asyncio.run(scenario())
-    assert stored_ids(db) == {check(n, caller).check_id for n in [*range(1, 6), *range(30, 55)]}
+    expected = asyncio.run(scenario())
+    assert stored_ids(db) == expected
 
 
 def test_a_writer_that_cannot_start_is_an_error_at_start(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 
 from gateway.model import CheckRecord, EntryInput, FeedbackRecord, MeasureFeedback
+from gateway.recorder import Recorder, RecorderFull
 from gateway.store import CheckWriter, Maintenance, Store
 from gateway.store.maintenance import TRICKLE_AFTER
 from gateway.store.pg import PgStore
@@ -296,3 +297,22 @@ class Upkeep:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def batch_checks_commit_whole(recorder: Recorder, caller_id: int) -> set[str]:
+    """On a started recorder whose commits take at most 10 records: 5 single checks, then
+    a batch check of 25 with a duplicate id (refused whole: 503, none of it stored, not
+    its first 10), then one of 25 (recorded); stops the recorder. The ids to be stored."""
+    singles = [recorder.submit(check(n, caller_id)) for n in range(1, 6)]
+    assert all(await asyncio.gather(*singles))
+    refused = recorder.submit_many([check(n, caller_id) for n in [*range(6, 30), 6]])
+    try:
+        await refused
+    except RecorderFull:
+        pass
+    else:
+        raise AssertionError("a batch with a duplicate check id was recorded")
+    screened = recorder.submit_many([check(n, caller_id) for n in range(30, 55)])
+    assert await screened is True
+    await recorder.stop()
+    return {check(n, caller_id).check_id for n in [*range(1, 6), *range(30, 55)]}

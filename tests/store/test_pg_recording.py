@@ -24,7 +24,7 @@ from gateway.store.pg import PgStore
 from gateway.store.pg.notify import ChangeListener
 from gateway.store.pg.recording import PgBatchWriter
 from loadtest.pg_server import PostgresServer
-from tests.store.helpers import TODAY, check, entry, feedback
+from tests.store.helpers import TODAY, batch_checks_commit_whole, check, entry, feedback
 
 
 def pipelined(url: str) -> Recorder:
@@ -88,16 +88,8 @@ def test_a_batch_checks_records_commit_together_however_small_the_batches(
                 None, batch_writer_factory=lambda: PgBatchWriter.open(postgres_url), max_batch=10
             )
             await recorder.start()
-            singles = [recorder.submit(check(n, caller)) for n in range(1, 6)]
-            assert all(await asyncio.gather(*singles))
-            refused = recorder.submit_many([check(n, caller) for n in [*range(6, 30), 6]])
-            with pytest.raises(RecorderFull):
-                await refused
-            screened = recorder.submit_many([check(n, caller) for n in range(30, 55)])
-            assert await screened is True
-            await recorder.stop()
-            ids = await stored(postgres_url)
-            assert ids == {check(n, caller).check_id for n in [*range(1, 6), *range(30, 55)]}
+            expected = await batch_checks_commit_whole(recorder, caller)
+            assert await stored(postgres_url) == expected
 
     asyncio.run(scenario())
 
