@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -59,11 +61,18 @@ async def build(
     snapshot: Snapshot,
     sources: Sequence[Source] = (),
     sinks: Sequence[tuple[str, Sink]] = (),
+    build_lock: Path | None = None,
 ) -> None:
     """Load every live subject: from the first of ``sources`` holding a saved snapshot
     that fits this store's change log (then catch up), else from the store (the version
     is read first, so no change is missed). Every snapshot packed from then on (this
-    build, later compactions) is written to each of ``sinks`` in the background."""
+    build, later compactions) is written to each of ``sinks`` in the background.
+
+    ``build_lock``: a file the workers of one machine lock to build from the store one at
+    a time. The first builds (with every core: ``gateway.snapshot_build``) and lets go
+    once its snapshot is saved; the others, which found no saved snapshot, wait, then
+    read the one it saved (seconds) instead of building at once beside it (each as slow
+    as the cores are shared)."""
     started = time.monotonic()
     savers = [SnapshotSaver(store, name, sink) for name, sink in sinks]
     if savers:
@@ -73,6 +82,27 @@ async def build(
                 saver.save(base, version, entry_count)
 
         snapshot.on_packed = save_everywhere
+    if await _from_sources(store, snapshot, sources, started):
+        return
+    if build_lock is None:
+        await _from_store(store, snapshot, started)
+        return
+    held = await _lock(build_lock)
+    try:
+        # Another worker may have built and saved one while this one waited.
+        if await _from_sources(store, snapshot, sources, started):
+            os.close(held)
+            return
+        await _from_store(store, snapshot, started)
+    except BaseException:
+        os.close(held)
+        raise
+    _unlock_once_saved(savers, held)
+
+
+async def _from_sources(
+    store: AnyStore, snapshot: Snapshot, sources: Sequence[Source], started: float
+) -> bool:
     for name, read in sources:
         if await _use_saved(store, snapshot, name, read):
             await catch_up(store, snapshot)
@@ -86,7 +116,11 @@ async def build(
                 snapshot.entry_count,
                 snapshot.version,
             )
-            return
+            return True
+    return False
+
+
+async def _from_store(store: AnyStore, snapshot: Snapshot, started: float) -> None:
     version = await store.last_change_seq()
     parts = await _build_in_parts(store)
     if parts is not None:
@@ -105,6 +139,40 @@ async def build(
         snapshot.entry_count,
         version,
     )
+
+
+async def _lock(path: Path) -> int:
+    """The build lock held (a descriptor to close to let go), waited for if need be."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("another worker is building the snapshot: waiting for it (%s)", path)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
+
+
+def _unlock_once_saved(savers: list[SnapshotSaver], held: int) -> None:
+    """Let go of the build lock when the snapshot just built is saved (in the background:
+    this worker serves meanwhile)."""
+
+    async def unlock() -> None:
+        try:
+            for saver in savers:
+                await saver.idle()
+        finally:
+            os.close(held)
+
+    task = asyncio.get_running_loop().create_task(unlock(), name="snapshot-build-lock")
+    _UNLOCKING.add(task)
+    task.add_done_callback(_UNLOCKING.discard)
+
+
+_UNLOCKING: set[asyncio.Task[None]] = set()
 
 
 async def _build_in_parts(store: AnyStore) -> CompactBuilder | None:
@@ -153,6 +221,11 @@ class SnapshotSaver:
         self._next = (base, version, entry_count)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="snapshot-save")
+
+    async def idle(self) -> None:
+        """Wait until what was offered so far is saved (or failed: logged)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
 
     async def _run(self) -> None:
         while self._next is not None:

@@ -68,10 +68,12 @@ class Runtime:
             )
             sources.append(self.scale_out.snapshot_source)
             sinks.append(self.scale_out.snapshot_sink)
+        lock = None
         if path is not None:
             sources.append(feed.file_source(path))
             sinks.append(feed.file_sink(path))
-        await feed.build(self.store, self.snapshot, sources, sinks)
+            lock = path.with_name(f"{path.name}.lock")  # one build at a time on a machine
+        await feed.build(self.store, self.snapshot, sources, sinks, lock)
         self.recorder = recorder_for(
             settings, lambda records, seconds: self.metrics.tally.batch(records, seconds)
         )

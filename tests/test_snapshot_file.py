@@ -100,3 +100,29 @@ def test_a_file_of_another_store_or_a_damaged_one_is_not_used(tmp_path: Path) ->
             assert (await build(other, saved)).origin == "file"  # and saved whole again
 
     asyncio.run(scenario())
+
+
+def test_workers_starting_together_build_once_and_the_others_read_the_file(
+    tmp_path: Path,
+) -> None:
+    """Three workers of one machine start with no saved snapshot: the one that takes the
+    build lock builds from the store; the others wait for its save and read the file."""
+    saved, lock = tmp_path / "g.db.snapshot", tmp_path / "g.db.snapshot.lock"
+
+    async def start(store: Store) -> Snapshot:
+        snapshot = Snapshot()
+        sources, sinks = [feed.file_source(saved)], [feed.file_sink(saved)]
+        await feed.build(store, snapshot, sources, sinks, lock)
+        return snapshot
+
+    async def scenario() -> None:
+        async with await Store.open(tmp_path / "g.db") as store:
+            await store.upsert_entries(rows(0, 20), "import")
+            workers = await asyncio.gather(start(store), start(store), start(store))
+            assert sorted(w.origin for w in workers) == ["file", "file", "store"]
+            assert answers(workers[0]) == answers(workers[1]) == answers(workers[2])
+            # the lock is let go once saved: a later start does not wait
+            later = await asyncio.wait_for(start(store), timeout=10)
+            assert later.origin == "file"
+
+    asyncio.run(scenario())
