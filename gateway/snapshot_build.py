@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
+import signal
 import subprocess
 import sys
 from typing import IO, Final
@@ -44,6 +46,7 @@ MODULE: Final = "gateway.snapshot_build"
 MIN_ENTRIES: Final = 500_000
 MAX_PROCESSES: Final = 8
 _CHUNK: Final = 10_000
+_PR_SET_PDEATHSIG: Final = 1
 
 
 class PartHeader(msgspec.Struct, frozen=True):
@@ -57,8 +60,22 @@ class PartHeader(msgspec.Struct, frozen=True):
 
 
 def processes() -> int:
-    """How many processes a build takes: one a core, at most :data:`MAX_PROCESSES`."""
-    return min(os.cpu_count() or 1, MAX_PROCESSES)
+    """How many processes a build takes: one a core this process may run on (a
+    container's cpuset, not the host's count), at most :data:`MAX_PROCESSES`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(cores, MAX_PROCESSES)
+
+
+def _die_with_parent() -> None:
+    """Be killed when the worker that started this process ends (Linux), rather than
+    scan on for a minute after a shutdown; end now if it already has."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:
+        sys.exit(1)
 
 
 def write_part(
@@ -164,6 +181,7 @@ def main(argv: list[str]) -> int:  # pragma: no cover - run as a child process
             file=sys.stderr,
         )
         return 2
+    _die_with_parent()
     path, low, high, part, parts = argv
     write_part(path, low or None, high or None, int(part), int(parts), sys.stdout.buffer)
     return 0

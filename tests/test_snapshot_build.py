@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -163,3 +167,59 @@ def test_a_range_of_the_scan_holds_its_codes_entries_and_grades(tmp_path: Path) 
         assert sorted(code for part in parts for code in grades_of(part)) == grades_of(whole)
 
     run(scenario())
+
+
+def test_a_part_ends_with_the_worker_that_started_it(tmp_path: Path) -> None:
+    """A worker killed while its parts are under way (a shutdown, the OOM killer) does
+    not leave them running: each is killed with it. Here the part waits on a full pipe
+    whose reading end this test holds open, so only its worker's death can end it."""
+
+    async def seed() -> None:
+        store = await Store.open(tmp_path / "g.db")
+        try:
+            await store.upsert_entries([entry(n, source_id=f"{n}a") for n in range(3000)], "import")
+        finally:
+            await store.close()
+
+    run(seed())
+    read_end, write_end = os.pipe()
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "part = subprocess.Popen([sys.executable, '-m', 'gateway.snapshot_build', "
+            f"{str(tmp_path / 'g.db')!r}, '', '', '0', '1'], stdout={write_end})\n"
+            "print(part.pid, flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        pass_fds=(write_end,),
+        text=True,
+    )
+    os.close(write_end)
+    try:
+        assert worker.stdout is not None
+        part = int(worker.stdout.readline())
+        time.sleep(1.0)  # the part has packed its 3,000 entries and waits on the full pipe
+        assert _alive(part)
+    finally:
+        worker.kill()
+        worker.wait()
+        if worker.stdout is not None:
+            worker.stdout.close()
+    try:
+        deadline = time.monotonic() + 10
+        while _alive(part) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(part)
+    finally:
+        os.close(read_end)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended (its parent, init, reaps it)
