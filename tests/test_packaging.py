@@ -296,7 +296,7 @@ def test_the_image_carries_the_open_containers_labels() -> None:
     for name in ("title", "description", "version", "revision", "licenses"):
         assert labels.get(prefix + name), f"label {prefix}{name}"
     assert labels[prefix + "version"] == project["version"], "the default VERSION: pyproject's"
-    assert labels[prefix + "licenses"] == project["license"]["text"]
+    assert labels[prefix + "licenses"] == project["license"]  # an SPDX expression
 
 
 def test_every_copied_path_exists_and_reaches_the_build_context() -> None:
