@@ -134,7 +134,7 @@ async def _from_store(store: AnyStore, snapshot: Snapshot, started: float) -> No
     log.info(
         "snapshot built from the store in %.1f s%s: %d subjects, %d entries, version %d",
         time.monotonic() - started,
-        f" by {snapshot_build.processes()} processes" if parts is not None else "",
+        " in parts" if parts is not None else "",
         len(snapshot),
         snapshot.entry_count,
         version,

@@ -32,6 +32,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import IO, Final
 
 import msgspec
@@ -134,7 +135,15 @@ async def build_in_parts(path: str, cuts: list[str]) -> CompactBuilder | None:
                     stdout=subprocess.PIPE,
                 )
             )
-        return await asyncio.to_thread(_assemble, procs)
+        started = time.monotonic()
+        builder = await asyncio.to_thread(_assemble, procs)
+        if builder is not None:
+            log.info(
+                "snapshot packed in %d parts by as many processes in %.1f s",
+                len(procs),
+                time.monotonic() - started,
+            )
+        return builder
     except OSError as exc:
         log.warning("snapshot not built in parts (%s): the worker builds it alone", exc)
         return None

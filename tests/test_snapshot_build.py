@@ -120,9 +120,11 @@ def test_a_worker_builds_its_snapshot_in_parts(
         try:
             alone = await built_alone(store)
             snapshot = Snapshot()
-            with caplog.at_level(logging.INFO, logger="gateway.feed"):
+            with caplog.at_level(logging.INFO):
                 await feed.build(store, snapshot)
-            assert "by 3 processes" in caplog.text
+            assert "snapshot built from the store in" in caplog.text
+            assert "in parts" in caplog.text
+            assert "snapshot packed in 3 parts by as many processes" in caplog.text
             assert snapshot.origin == "store"
             assert snapshot.entry_count == 400
             for code in codes():
