@@ -60,8 +60,7 @@ def codes() -> list[str]:
 
 def test_parts_answer_every_code_as_the_build_alone(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = await seeded(tmp_path / "g.db")
-        try:
+        async with await seeded(tmp_path / "g.db") as store:
             alone = await built_alone(store)
             count, cuts = await store.live_plan(3)
             assert count == 300 + 100 + 1 - 1  # the revoked entry is not live
@@ -71,8 +70,6 @@ def test_parts_answer_every_code_as_the_build_alone(tmp_path: Path) -> None:
             assert builder is not None
             builder.close_rows()
             in_parts = builder.finish()
-        finally:
-            await store.close()
         assert builder.entry_count == 400
         assert (len(in_parts), len(alone)) == (350, 350)  # subject 1: its only entry revoked
         for code in codes():
@@ -85,23 +82,17 @@ def test_parts_answer_every_code_as_the_build_alone(tmp_path: Path) -> None:
 
 def test_too_few_entries_for_parts(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = await seeded(tmp_path / "g.db")
-        try:
+        async with await seeded(tmp_path / "g.db") as store:
             assert await store.live_plan(2, snapshot_build.MIN_ENTRIES) == (400, [])
             assert await snapshot_build.build_in_parts(str(store.path), []) is None
-        finally:
-            await store.close()
 
     run(scenario())
 
 
 def test_a_failed_part_leaves_the_build_to_the_worker(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = await seeded(tmp_path / "g.db")
-        try:
+        async with await seeded(tmp_path / "g.db") as store:
             _, cuts = await store.live_plan(2)
-        finally:
-            await store.close()
         (tmp_path / "g.db").unlink()  # each part's scan fails: no such table
         assert await snapshot_build.build_in_parts(str(tmp_path / "g.db"), cuts) is None
 
@@ -116,8 +107,7 @@ def test_a_worker_builds_its_snapshot_in_parts(
     monkeypatch.setattr(snapshot_build, "processes", lambda: 3)
 
     async def scenario() -> None:
-        store = await seeded(tmp_path / "g.db")
-        try:
+        async with await seeded(tmp_path / "g.db") as store:
             alone = await built_alone(store)
             snapshot = Snapshot()
             with caplog.at_level(logging.INFO):
@@ -129,8 +119,6 @@ def test_a_worker_builds_its_snapshot_in_parts(
             assert snapshot.entry_count == 400
             for code in codes():
                 assert snapshot.lookup(code) == alone.get(code), code
-        finally:
-            await store.close()
 
     run(scenario())
 
@@ -148,11 +136,8 @@ def test_a_range_of_the_scan_holds_its_codes_entries_and_grades(tmp_path: Path) 
     cut at the plan's codes add up to the whole scan, nothing twice."""
 
     async def scenario() -> None:
-        store = await seeded(tmp_path / "g.db")
-        try:
+        async with await seeded(tmp_path / "g.db") as store:
             _, cuts = await store.live_plan(4)
-        finally:
-            await store.close()
         assert len(cuts) == 3
         bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
         conn = live.scan_connection(tmp_path / "g.db")
@@ -177,11 +162,8 @@ def test_a_part_ends_with_the_worker_that_started_it(tmp_path: Path) -> None:
     whose reading end this test holds open, so only its worker's death can end it."""
 
     async def seed() -> None:
-        store = await Store.open(tmp_path / "g.db")
-        try:
+        async with await Store.open(tmp_path / "g.db") as store:
             await store.upsert_entries([entry(n, source_id=f"{n}a") for n in range(3000)], "import")
-        finally:
-            await store.close()
 
     run(seed())
     read_end, write_end = os.pipe()
