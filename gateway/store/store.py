@@ -365,7 +365,7 @@ class Store:
         """
         if chunk < 1:
             raise ValueError("chunk must be at least 1")
-        conn = self._scan_connection()
+        conn = live.scan_connection(self.path)
         chunks = live.stream_rows(conn, chunk)
         try:
             while (found := next(chunks, None)) is not None:
@@ -373,16 +373,13 @@ class Store:
         finally:
             _close_scan(conn, chunks)
 
-    def _scan_connection(self) -> sqlite3.Connection:
-        return live.scan_connection(self.path)
-
     async def live_plan(self, parts: int, min_entries: int = 0) -> tuple[int, list[str]]:
         """For a build of the snapshot in ``parts`` processes: the number of live entries
         and the codes that cut them into parts of about as many (none for fewer than
         ``min_entries``): :func:`live.split_codes`."""
 
         def plan() -> tuple[int, list[str]]:
-            conn = self._scan_connection()
+            conn = live.scan_connection(self.path)
             try:
                 return live.split_codes(conn, parts, min_entries)
             finally:
