@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -147,7 +147,16 @@ CATALOG_INFO = Gauge(
 class Tally:
     """What one worker counted since the last flush: plain ints, no locks."""
 
-    __slots__ = ("batches", "checks", "feedback", "hits", "latency", "measures", "problems")
+    __slots__ = (
+        "batch_sizes",
+        "checks",
+        "feedback",
+        "flush_seconds",
+        "hits",
+        "latency",
+        "measures",
+        "problems",
+    )
 
     def __init__(self) -> None:
         self.checks: dict[tuple[str, str], int] = {}
@@ -157,8 +166,11 @@ class Tally:
         self.problems: dict[tuple[str, int], int] = {}
         #: endpoint → [count per bucket..., count above every bound (+Inf), sum]
         self.latency: dict[str, list[float]] = {}
-        #: (records, seconds from commit to acknowledgement) of each recorder batch
-        self.batches: list[tuple[int, float]] = []
+        #: Of the recorder's batches, as the latency: records per commit, and seconds
+        #: from commit to acknowledgement (hundreds a second: observed one by one at
+        #: the flush, they held the loop for milliseconds).
+        self.batch_sizes: list[float] = _no_counts(BATCH_BUCKETS)
+        self.flush_seconds: list[float] = _no_counts(FLUSH_BUCKETS)
 
     def check(
         self, matter: str, verdict: str, hits: Iterable[Hit], measures: Iterable[Returned]
@@ -175,9 +187,8 @@ class Tally:
     def took(self, endpoint: str, seconds: float) -> None:
         found = self.latency.get(endpoint)
         if found is None:
-            found = self.latency[endpoint] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        found[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        found[-1] += seconds
+            found = self.latency[endpoint] = _no_counts(LATENCY_BUCKETS)
+        _count(found, LATENCY_BUCKETS, seconds)
 
     def problem(self, endpoint: str, status: int) -> None:
         key = (endpoint, status)
@@ -188,8 +199,20 @@ class Tally:
             self.feedback[value] = self.feedback.get(value, 0) + 1
 
     def batch(self, records: int, seconds: float) -> None:
-        if len(self.batches) < 100_000:  # flushed every second; bounded all the same
-            self.batches.append((records, seconds))
+        _count(self.batch_sizes, BATCH_BUCKETS, records)
+        _count(self.flush_seconds, FLUSH_BUCKETS, seconds)
+
+
+def _no_counts(bounds: Sequence[float]) -> list[float]:
+    """A histogram's tally: a count per bucket, one above every bound (+Inf), the sum."""
+    return [0.0] * (len(bounds) + 2)
+
+
+def _count(counts: list[float], bounds: Sequence[float], value: float) -> None:
+    """One observation of ``value`` into ``counts`` (see :func:`_no_counts`); a value on
+    a bound counts in that bound's bucket (``le``), as ``prometheus_client`` counts it."""
+    counts[bisect_left(bounds, value)] += 1
+    counts[-1] += value
 
 
 class Metrics:
@@ -214,9 +237,9 @@ class Metrics:
             FEEDBACK.labels("true" if executed else "false").inc(n)
         for endpoint, counts in tally.latency.items():
             _add_to_histogram(CHECK_SECONDS.labels(endpoint), counts)
-        for records, seconds in tally.batches:
-            RECORDER_BATCH.observe(records)
-            RECORDER_FLUSH.observe(seconds)
+        if any(tally.batch_sizes[:-1]):
+            _add_to_histogram(RECORDER_BATCH, tally.batch_sizes)
+            _add_to_histogram(RECORDER_FLUSH, tally.flush_seconds)
 
     def set_feedback_backlog(self, pending: int, overdue: int) -> None:
         FEEDBACK_PENDING.set(pending)

@@ -11,7 +11,13 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
-from gateway.metrics import LATENCY_BUCKETS, Tally, _add_to_histogram
+from gateway.metrics import (
+    BATCH_BUCKETS,
+    FLUSH_BUCKETS,
+    LATENCY_BUCKETS,
+    Tally,
+    _add_to_histogram,
+)
 from gateway.settings import Settings
 from gateway.store import Maintenance
 from tests.api.test_feedback import full_feedback
@@ -148,6 +154,24 @@ def test_a_flushed_tally_exports_what_observing_each_sample_would() -> None:
     for seconds in samples:
         observed.labels("check").observe(seconds)
     assert exported(flushed_registry) == exported(observed_registry)
+
+
+def test_the_recorder_batches_tallied_export_what_observing_each_would() -> None:
+    batches = [(1, 0.00009), (20, 0.0011), (20, 0.0005), (1000, 0.7), (3000, 2.0)]
+    tally = Tally()
+    for records, seconds in batches:
+        tally.batch(records, seconds)
+    for tallied, bounds, pick in (
+        (tally.batch_sizes, BATCH_BUCKETS, 0),
+        (tally.flush_seconds, FLUSH_BUCKETS, 1),
+    ):
+        flushed_registry, observed_registry = CollectorRegistry(), CollectorRegistry()
+        flushed = Histogram("h", "h", buckets=bounds, registry=flushed_registry)
+        observed = Histogram("h", "h", buckets=bounds, registry=observed_registry)
+        _add_to_histogram(flushed, tallied)
+        for batch in batches:
+            observed.observe(batch[pick])
+        assert exported(flushed_registry) == exported(observed_registry)
 
 
 def exported(registry: CollectorRegistry) -> list[tuple[str, dict[str, str], float]]:
