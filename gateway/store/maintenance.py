@@ -34,9 +34,13 @@ from gateway.store import reports, schema
 #: ``FULL``, 2 x 2 runs: 0.604 / 0.650 of the floor with 1 GiB, 0.650 / 0.625 with 64 MiB)
 #: and no checkpoint has a gigabyte to copy; with SQLite's own checkpoint 256 MiB cost 14 %.
 WAL_LIMIT: Final = 64 * 1024 * 1024
-#: Checks indexed (or rolled up) per step of a lull's work: a step holds the write lock
-#: a few milliseconds, and the load may come back during any of them.
-LULL_STEP: Final = 500
+#: Checks indexed (or rolled up) per step on SQLite, in a lull or trickling: a step holds
+#: the database's write lock, which the recorder's commits wait for, and indexing costs
+#: some 30-40 µs a check once the day's part of the index is large (each check touches
+#: its own page: 500 000 checks of one day here, steps of 500 took 9-11 ms, steps of 100
+#: 1.5-1.9 ms for the same cost a check). Steps of 100 took the p99 of a paced half load
+#: from 12-27 ms to 5-6 ms (``NORMAL``, where the log's fsync does not hide it).
+STEP: Final = 100
 #: Under load, past this many checks not yet indexed or rolled up, the upkeep trickles:
 #: up to ``TRICKLE_SECONDS`` of steps a tick. Without it a steady load that never leaves
 #: a worker idle for ``IDLE_AFTER`` (a check every quarter second is enough) left
@@ -44,10 +48,10 @@ LULL_STEP: Final = 500
 #: checks a second), and every loop report and subject's recent checks scanned that
 #: tail (about 6 µs a check: seconds per report by the afternoon).
 TRICKLE_AFTER: Final = 20_000
-#: Seconds of steps a tick while trickling (2 % of the upkeep's second: two or three
-#: steps of 500, index and roll-up, about 7.6 ms each here: some 1,000 checks a second
-#: per worker kept up with).
-TRICKLE_SECONDS: Final = 0.02
+#: Seconds of steps a tick while trickling (3 % of the upkeep's second: about ten steps
+#: of 100 on SQLite, index and roll-up, with a millisecond between them for the commits
+#: waiting: some 1,000 checks a second per worker kept up with).
+TRICKLE_SECONDS: Final = 0.03
 #: Seconds of steps a tick past the backlog.
 BACKLOG_SECONDS: Final = 0.5
 
@@ -63,6 +67,9 @@ def under_load_budget(pending: int, backlog: int, trickle_after: int) -> float |
 
 
 class Maintenance:
+    #: Checks indexed (or rolled up) per step.
+    step: Final = STEP
+
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
@@ -75,7 +82,11 @@ class Maintenance:
         if self._conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 0")
-            conn.execute("PRAGMA synchronous = FULL")
+            # What the upkeep writes can be derived again from the checks, with the
+            # watermarks that move in the same transactions: no fsync of its own inside
+            # the lock (0.3-0.4 ms a step here); the recorder's next fsync of the log
+            # covers its frames too.
+            conn.execute("PRAGMA synchronous = NORMAL")
             self._conn = conn
         return self._conn
 
@@ -172,20 +183,20 @@ class Maintenance:
         paced at half load: p99 440-670 ms, 5-7.5 ms with it stopped). After each step
         ``pause``/5 lets a waiting commit take the lock. Readers scan the unindexed tail,
         so it stays bounded: beyond ``trickle_after`` pending checks indexing and roll-ups
-        go on under load too, in steps of 500 with a ``pause`` after each, for at most
-        :data:`TRICKLE_SECONDS` a tick, and beyond ``backlog`` (two minutes of saturating
+        go on under load too, in steps of :data:`STEP` with ``pause``/5 after each, for at
+        most :data:`TRICKLE_SECONDS` a tick, and beyond ``backlog`` (two minutes of saturating
         load) for at most half a second.
         """
         probe = busy if callable(busy) else (lambda: busy)
         total = 0
         if not probe():
             mark = self._last_check()
-            while (done := self.index_subjects(LULL_STEP)) > 0:
+            while (done := self.index_subjects(self.step)) > 0:
                 total += done
                 if self._recording_again(probe, mark):
                     return total
                 time.sleep(pause / 5)
-            while self.roll_up_loop(LULL_STEP) > 0:
+            while self.roll_up_loop(self.step) > 0:
                 if self._recording_again(probe, mark):
                     return total
                 time.sleep(pause / 5)
@@ -197,12 +208,12 @@ class Maintenance:
         if budget is not None:
             deadline = time.monotonic() + budget
             while True:
-                done = self.index_subjects(500)
-                rolled = self.roll_up_loop(500)
+                done = self.index_subjects(self.step)
+                rolled = self.roll_up_loop(self.step)
                 total += done
                 if (not done and not rolled) or time.monotonic() >= deadline:
                     break
-                time.sleep(pause)
+                time.sleep(pause / 5)
         if self.wal_bytes() > wal_limit:
             self.checkpoint()
         return total

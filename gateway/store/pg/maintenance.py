@@ -30,9 +30,13 @@ from typing import Final
 
 import asyncpg
 
-from gateway.store.maintenance import LULL_STEP, TRICKLE_AFTER, under_load_budget
+from gateway.store.maintenance import TRICKLE_AFTER, under_load_budget
 from gateway.store.pg import reports
 from gateway.store.reports import pending_sql
+
+#: Checks indexed (or rolled up) per step: PostgreSQL's steps hold no lock that the
+#: recorder's commits wait for (SQLite's do: ``gateway.store.maintenance.STEP``).
+STEP: Final = 500
 
 _INDEX: Final = """
 INSERT INTO subject_checks (day, uscc, check_id)
@@ -45,6 +49,9 @@ ON CONFLICT DO NOTHING
 class PgMaintenance:
     """The upkeep of one worker, on its own connection to ``dsn`` (not for concurrent use:
     one coroutine at a time, as the recorder runs it)."""
+
+    #: Checks indexed (or rolled up) per step.
+    step: Final = STEP
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -115,10 +122,11 @@ class PgMaintenance:
         As :meth:`gateway.store.Maintenance.run_once` (whose docstring says why), without
         the checkpoint: while checks are being recorded (``busy``, a flag or a probe asked
         between steps) nothing is done unless more than ``trickle_after`` checks are pending;
-        a lull's work goes in steps of :data:`~gateway.store.maintenance.LULL_STEP` and
+        a lull's work goes in steps of :data:`STEP` and
         stops as soon as checks are recorded again, by this worker (the probe) or any
-        other (the checks table grew); past ``trickle_after``, steps of 500 with a
-        ``pause`` after each, for at most a fiftieth of a second a tick, and past
+        other (the checks table grew); past ``trickle_after``, the same steps with a
+        ``pause`` after each, for at most :data:`~gateway.store.maintenance.TRICKLE_SECONDS`
+        a tick, and past
         ``backlog`` half a second. The pauses are ``asyncio.sleep``: the event loop
         serves requests meanwhile.
         """
@@ -126,12 +134,12 @@ class PgMaintenance:
         total = 0
         if not probe():
             mark = await self._last_check()
-            while (done := await self.index_subjects(LULL_STEP)) > 0:
+            while (done := await self.index_subjects(self.step)) > 0:
                 total += done
                 if await self._recording_again(probe, mark):
                     return total
                 await asyncio.sleep(pause / 5)
-            while await self.roll_up_loop(LULL_STEP) > 0:
+            while await self.roll_up_loop(self.step) > 0:
                 if await self._recording_again(probe, mark):
                     return total
                 await asyncio.sleep(pause / 5)
@@ -140,8 +148,8 @@ class PgMaintenance:
         if budget is not None:
             deadline = time.monotonic() + budget
             while True:
-                done = await self.index_subjects(500)
-                rolled = await self.roll_up_loop(500)
+                done = await self.index_subjects(self.step)
+                rolled = await self.roll_up_loop(self.step)
                 total += done
                 if (not done and not rolled) or time.monotonic() >= deadline:
                     break
