@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import doctest
 import random
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from litestar.testing import TestClient
 
+from gateway.api import check as check_module
+from gateway.api.check import _query_params
 from gateway.demo import make_uscc
 from tests.fixtures import (
     ATTENTION,
@@ -364,3 +368,16 @@ def test_the_servers_own_time_is_in_server_timing(client: Client, seeded: Seeded
         found = re.fullmatch(r"app;dur=(\d+\.\d{2})", response.headers["server-timing"])
         assert found, response.headers["server-timing"]
         assert 0 < float(found[1]) < 10_000
+
+
+def test_the_query_reads_as_parse_qsl_reads_it() -> None:
+    """The direct split of a query without escapes gives what ``parse_qsl`` gives (blank
+    values kept, the last of a repeated name), on queries drawn from the characters that
+    make a difference."""
+    rng = random.Random(5)
+    alphabet = ["uscc", "matter", "=", "&", "&&", "9", "a", "L", "%20", "+", "%E6%B5%99", ";"]
+    for _ in range(2_000):
+        query = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        expected = dict(parse_qsl(query, keep_blank_values=True, errors="strict"))
+        assert _query_params(query.encode()) == expected, query
+    assert doctest.testmod(check_module).failed == 0
