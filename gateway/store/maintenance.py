@@ -4,10 +4,9 @@ Run by the recorder's maintenance thread on its own connection, every second,
 indexing only when no check was recorded for a moment (or the backlog grows):
 
 * :meth:`Maintenance.index_subjects` copies ``(day, uscc, check_id)`` of
-  checks recorded since the watermark into ``subject_checks``, sorted, a
-  thousand per transaction, so the index's pages are written once per batch
-  rather than once per check, and only today's part of it is written (see
-  migration 2);
+  checks recorded since the watermark into ``subject_checks``, sorted, in
+  steps of :data:`STEP` per transaction, off the commit path, and only today's
+  part of the index is written (see migration 2);
 * :meth:`Maintenance.roll_up_loop` adds checks and feedback recorded since their
   watermarks to the daily counts the loop reports read (``gateway.store.reports``);
 * :meth:`Maintenance.checkpoint` runs a passive WAL checkpoint whose write-back
