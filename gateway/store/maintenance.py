@@ -86,10 +86,11 @@ class Maintenance:
             # the lock (0.3-0.4 ms a step here); the recorder's next fsync of the log
             # covers its frames too.
             conn.execute("PRAGMA synchronous = NORMAL")
-            # Nor SQLite's own checkpoint at the commit of a step once the log holds
-            # 1,000 pages (the default, always the case under load): it ran inside the
-            # lock the recorder waits for, 11-30 ms a step instead of 1-4 ms. The paced
-            # checkpoint (:meth:`checkpoint`) is the only one.
+            # Nor SQLite's own checkpoint after the commit of a step once the log holds
+            # 1,000 pages (the default, always the case under load): an unpaced copy of
+            # the whole log and an fsync of the database file after every step, whose
+            # writes held up the recorder's fsync of the log (10-25 ms added to each
+            # step here). The paced checkpoint (:meth:`checkpoint`) is the only one.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._conn = conn
         return self._conn
