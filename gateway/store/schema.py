@@ -26,6 +26,14 @@ MIGRATIONS: Final = migrations.MIGRATIONS
 LATEST: Final = MIGRATIONS[-1][0]
 
 _SYNCHRONOUS: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+#: Pages of log (4 KiB each: 128 MiB) past which a commit runs SQLite's own checkpoint,
+#: unpaced, with the database file's fsync: twice the size at which the server's upkeep
+#: runs its paced one (``gateway.store.maintenance.WAL_LIMIT``), so that, with a server
+#: running, the paced checkpoint is the only one, and without (a bulk import alone) the
+#: log still stops growing. At SQLite's default of 1,000 pages every commit under load
+#: ran one, which held up the recorder's fsync of the log (the recorder's own connection
+#: and the upkeep's turn it off altogether).
+OWN_CHECKPOINT_PAGES: Final = 32_768
 
 
 def split_statements(script: str) -> list[str]:
@@ -71,6 +79,7 @@ def pragmas(synchronous: str, busy_timeout_ms: int) -> list[str]:
         f"PRAGMA busy_timeout = {int(busy_timeout_ms)}",
         "PRAGMA foreign_keys = ON",
         f"PRAGMA synchronous = {check_synchronous(synchronous)}",
+        f"PRAGMA wal_autocheckpoint = {OWN_CHECKPOINT_PAGES}",
     ]
 
 

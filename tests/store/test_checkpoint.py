@@ -4,6 +4,7 @@ writes."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.store import CheckWriter, Maintenance
+from gateway.store import CheckWriter, Maintenance, Store
 from gateway.store import checkpoint as wal_checkpoint
 from tests.store.helpers import check
 from tests.store.test_checks import make_caller
@@ -161,3 +162,25 @@ def test_under_continuous_commits_the_checkpoint_restarts_the_log(tmp_path: Path
     assert written[0] * 200 > 8 * limit, "enough was written to outgrow the limit many times"
     assert restarted > 1
     assert largest < 8 * limit
+
+
+def test_the_stores_own_commits_leave_a_log_under_its_limit_to_the_paced_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """A list change, a key or a feed's page committed while checks are recorded: its commit
+    does not run SQLite's own checkpoint of the log, as it did past 1,000 pages (an
+    unpaced copy and fsync that held up the recorder's); the upkeep's paced one does it."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db)
+
+    async def scenario() -> None:
+        with CheckWriter(db) as writer:
+            Maintenance(db).checkpoint()
+            size = db.stat().st_size
+            writer.write([check(n, caller.caller_id) for n in range(1, 20_001)])
+            assert wal_checkpoint.log_in_use(db) > 1_000 * 4096  # past SQLite's default
+            async with await Store.open(db) as store:
+                await store.bump_control("probe", "1", "test")
+            assert db.stat().st_size == size  # nothing checkpointed
+
+    asyncio.run(scenario())
