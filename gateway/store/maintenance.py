@@ -37,8 +37,9 @@ WAL_LIMIT: Final = 64 * 1024 * 1024
 #: the database's write lock, which the recorder's commits wait for, and indexing costs
 #: some 30-40 µs a check once the day's part of the index is large (each check touches
 #: its own page: 500 000 checks of one day here, steps of 500 took 9-11 ms, steps of 100
-#: 1.5-1.9 ms for the same cost a check). Steps of 100 took the p99 of a paced half load
-#: from 12-27 ms to 5-6 ms (``NORMAL``, where the log's fsync does not hide it).
+#: 1.5-1.9 ms for the same cost a check). Steps of 100, committed without an fsync of
+#: their own (see ``_connect``), took the p99 of a paced half load from 12-27 ms to 5-6 ms
+#: (``NORMAL``, where the log's fsync does not hide it).
 STEP: Final = 100
 #: Under load, past this many checks not yet indexed or rolled up, the upkeep trickles:
 #: up to ``TRICKLE_SECONDS`` of steps a tick. Without it a steady load that never leaves
@@ -47,9 +48,9 @@ STEP: Final = 100
 #: checks a second), and every loop report and subject's recent checks scanned that
 #: tail (about 6 µs a check: seconds per report by the afternoon).
 TRICKLE_AFTER: Final = 20_000
-#: Seconds of steps a tick while trickling (3 % of the upkeep's second: about ten steps
-#: of 100 on SQLite, index and roll-up, with a millisecond between them for the commits
-#: waiting: some 1,000 checks a second per worker kept up with).
+#: Seconds of steps a tick while trickling (3 % of the upkeep's second: steps of 100 on
+#: SQLite, index and roll-up, with a millisecond between them for the commits waiting:
+#: about 1,000 checks a tick on a quiet machine here, 350-400 under a paced half load).
 TRICKLE_SECONDS: Final = 0.03
 #: Seconds of steps a tick past the backlog.
 BACKLOG_SECONDS: Final = 0.5
