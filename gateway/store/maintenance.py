@@ -37,9 +37,8 @@ WAL_LIMIT: Final = 64 * 1024 * 1024
 #: the database's write lock, which the recorder's commits wait for, and indexing costs
 #: some 30-40 µs a check once the day's part of the index is large (each check touches
 #: its own page: 500 000 checks of one day here, steps of 500 took 9-11 ms, steps of 100
-#: 1.5-1.9 ms for the same cost a check). Steps of 100, committed without an fsync of
-#: their own (see ``_connect``), took the p99 of a paced half load from 12-27 ms to 5-6 ms
-#: (``NORMAL``, where the log's fsync does not hide it).
+#: 1.5-1.9 ms for the same cost a check). Steps of 100 took the p99 of a paced half load
+#: from 12-27 ms to 5-6 ms (``NORMAL``, where the log's fsync does not hide it).
 STEP: Final = 100
 #: Under load, past this many checks not yet indexed or rolled up, the upkeep trickles:
 #: up to ``TRICKLE_SECONDS`` of steps a tick. Without it a steady load that never leaves
@@ -82,11 +81,10 @@ class Maintenance:
         if self._conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 0")
-            # What the upkeep writes can be derived again from the checks, with the
-            # watermarks that move in the same transactions: no fsync of its own inside
-            # the lock (0.3-0.4 ms a step here); the recorder's next fsync of the log
-            # covers its frames too.
-            conn.execute("PRAGMA synchronous = NORMAL")
+            # Each step syncs its own frames of the log (0.3-0.4 ms a step here): left to
+            # the recorder's next fsync, a lull's steps left hundreds of MB of the log
+            # unwritten, and the first check after it waited for all of them (0.5-1 s).
+            conn.execute("PRAGMA synchronous = FULL")
             # Nor SQLite's own checkpoint after the commit of a step once the log holds
             # 1,000 pages (the default, always the case under load): an unpaced copy of
             # the whole log and an fsync of the database file after every step, whose
@@ -201,10 +199,12 @@ class Maintenance:
                 total += done
                 if self._recording_again(probe, mark):
                     return total
+                self._bound_log(wal_limit)
                 time.sleep(pause / 5)
             while self.roll_up_loop(self.step) > 0:
                 if self._recording_again(probe, mark):
                     return total
+                self._bound_log(wal_limit)
                 time.sleep(pause / 5)
             if self._recording_again(probe, mark):
                 return total
@@ -220,9 +220,15 @@ class Maintenance:
                 if (not done and not rolled) or time.monotonic() >= deadline:
                     break
                 time.sleep(pause / 5)
+        self._bound_log(wal_limit)
+        return total
+
+    def _bound_log(self, wal_limit: int) -> None:
+        """Checkpoint once the log is past ``wal_limit``: a lull's steps over a large backlog
+        (a page of the subject index a check) would otherwise grow it by gigabytes, all of
+        it to be copied by one checkpoint that the load may come back in the middle of."""
         if self.wal_bytes() > wal_limit:
             self.checkpoint()
-        return total
 
     def _last_check(self) -> int:
         (last,) = self._connect().execute("SELECT coalesce(max(rowid), 0) FROM checks").fetchone()

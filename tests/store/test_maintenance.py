@@ -115,6 +115,32 @@ def test_the_upkeeps_steps_leave_the_checkpoint_to_the_paced_one(tmp_path: Path)
         maintenance.close()
 
 
+def test_a_lulls_steps_keep_the_log_within_its_limit(tmp_path: Path) -> None:
+    """SQLite only: indexing a large backlog in a lull writes a page of the log a check; the
+    steps checkpoint whenever the log passes its limit, rather than once at the end of a
+    lull that grew it by gigabytes (and that the load may come back in the middle of)."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db)
+    with CheckWriter(db) as writer:
+        writer.write([check(n, caller.caller_id) for n in range(1, 6_001)])
+        maintenance = Maintenance(db)
+        maintenance.checkpoint()
+        limit = 256 * 1024
+        largest = 0
+        real_step = maintenance.index_subjects
+
+        def step(limit_: int = 1_000) -> int:
+            nonlocal largest
+            done = real_step(limit_)
+            largest = max(largest, maintenance.wal_bytes())  # what the steps made of it
+            return done
+
+        maintenance.index_subjects = step  # type: ignore[method-assign]
+        assert maintenance.run_once(busy=False, wal_limit=limit) == 6_000
+        assert largest < 2 * limit
+        maintenance.close()
+
+
 def test_under_load_upkeep_waits_for_a_lull_unless_the_backlog_is_too_large(
     open_store: OpenStore,
 ) -> None:
