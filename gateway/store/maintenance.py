@@ -38,7 +38,8 @@ WAL_LIMIT: Final = 64 * 1024 * 1024
 #: some 30-40 µs a check once the day's part of the index is large (each check touches
 #: its own page: 500 000 checks of one day here, steps of 500 took 9-11 ms, steps of 100
 #: 1.5-1.9 ms for the same cost a check). Steps of 100 took the p99 of a paced half load
-#: from 12-27 ms to 5-6 ms (``NORMAL``, where the log's fsync does not hide it).
+#: from 12-27 ms to 5-6 ms (``NORMAL``, where the log's fsync does not hide it; measured
+#: with the steps' commits unsynced, since undone: see ``_connect``).
 STEP: Final = 100
 #: Under load, past this many checks not yet indexed or rolled up, the upkeep trickles:
 #: up to ``TRICKLE_SECONDS`` of steps a tick. Without it a steady load that never leaves
@@ -82,8 +83,9 @@ class Maintenance:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 0")
             # Each step syncs its own frames of the log (0.3-0.4 ms a step here): left to
-            # the recorder's next fsync, a lull's steps left hundreds of MB of the log
-            # unwritten, and the first check after it waited for all of them (0.5-1 s).
+            # the recorder's next fsync, a lull's steps over a backlog leave hundreds of MB
+            # of the log unwritten for the first checks after it to wait for (commits
+            # acknowledged 0.1-1 s late were seen so, twice).
             conn.execute("PRAGMA synchronous = FULL")
             # Nor SQLite's own checkpoint after the commit of a step once the log holds
             # 1,000 pages (the default, always the case under load): an unpaced copy of
