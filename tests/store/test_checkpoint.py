@@ -175,7 +175,9 @@ def test_the_stores_own_commits_leave_a_log_under_its_limit_to_the_paced_checkpo
 
     async def scenario() -> None:
         with CheckWriter(db) as writer:
-            Maintenance(db).checkpoint()
+            maintenance = Maintenance(db)
+            maintenance.checkpoint()
+            maintenance.close()
             size = db.stat().st_size
             writer.write([check(n, caller.caller_id) for n in range(1, 20_001)])
             assert wal_checkpoint.log_in_use(db) > 1_000 * 4096  # past SQLite's default
