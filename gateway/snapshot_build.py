@@ -159,23 +159,21 @@ async def build_in_parts(path: str, cuts: list[str]) -> CompactBuilder | None:
 
 def _assemble(procs: list[subprocess.Popen[bytes]]) -> CompactBuilder | None:
     builder, strings = CompactBuilder(), []
-    for number, proc in enumerate(procs):
+    for number, proc in enumerate(procs, start=1):
         assert proc.stdout is not None
+        failure = ""
         try:
             strings.append(read_part(proc.stdout, builder))
         except (EOFError, ValueError, msgspec.DecodeError) as exc:
-            status = proc.wait()
+            failure = f": {exc}"
+        status = proc.wait()
+        if failure or status != 0:
             log.warning(
-                "part %d of the snapshot's build failed (exit status %s: %s): "
+                "part %d of the snapshot's build failed (exit status %s%s): "
                 "the worker builds it alone",
-                number + 1,
+                number,
                 status,
-                exc,
-            )
-            return None
-        if proc.wait() != 0:
-            log.warning(
-                "part %d of the snapshot's build failed: the worker builds it alone", number + 1
+                failure,
             )
             return None
     builder.use_strings(merged_strings(strings))
