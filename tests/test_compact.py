@@ -8,6 +8,8 @@ import doctest
 import random
 from datetime import date, timedelta
 
+import pytest
+
 from gateway import compact
 from gateway.compact import CompactBuilder, _record, _Strings, as_checked, merged_strings
 from gateway.model import Grade, ListEntry
@@ -72,6 +74,24 @@ def test_every_packed_subject_is_found_as_it_was_and_no_other_code_is() -> None:
         assert code not in packed
     assert packed.get("短") is None
     assert packed.get("９1350100M000100Y43") is None  # 18 characters, not 18 bytes
+
+
+def test_codes_looked_up_again_answer_alike_and_a_base_remembers_a_bounded_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compact, "RECENT_KEPT", 100)
+    rnd = random.Random(5)
+    codes = list(dict.fromkeys(make_uscc(rnd, "110105") for _ in range(600)))
+    subjects = {code: random_subject(rnd, code) for code in codes[:300]}
+    builder = CompactBuilder()
+    for code, subject in subjects.items():
+        builder.add(code, subject.entries, subject.grade)
+    packed = builder.finish()
+    for _ in range(3):  # the second and third time from what the base remembers
+        for code in rnd.sample(codes, len(codes)):
+            assert packed.get(code) == expected(subjects.get(code)), code
+            assert len(packed._recent) <= 100
+    assert packed.get(codes[0]) is packed.get(codes[0])  # remembered, not decoded again
 
 
 def test_layers_and_compaction_answer_like_a_plain_dict_under_changes() -> None:
