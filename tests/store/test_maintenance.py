@@ -179,11 +179,10 @@ def test_under_a_steady_load_the_upkeep_trickles_past_a_smaller_backlog(
             # A tick at a time, the load going on between them; at least a step a tick, so
             # as many ticks as it takes steps. The threshold is below a step: the trickle
             # stops at it, and a step's worth past it must be indexed too.
-            for _ in range(-(-1_200 // upkeep.inner.step)):
+            step = upkeep.inner.trickle_step
+            for _ in range(-(-1_200 // step)):
                 done = await upkeep.run_once(busy=True, trickle_after=50)
-                assert done >= upkeep.inner.step or indexed + done == 1_200, (
-                    "a step a tick at least"
-                )
+                assert done >= step or indexed + done == 1_200, "a step a tick at least"
                 indexed += done
                 if indexed == 1_200:
                     break

@@ -50,8 +50,10 @@ class PgMaintenance:
     """The upkeep of one worker, on its own connection to ``dsn`` (not for concurrent use:
     one coroutine at a time, as the recorder runs it)."""
 
-    #: Checks indexed (or rolled up) per step.
+    #: Checks indexed (or rolled up) per step, in a lull and while checks are recorded (no
+    #: lock to hold briefly: the same steps).
     step: Final = STEP
+    trickle_step: Final = STEP
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -148,8 +150,8 @@ class PgMaintenance:
         if budget is not None:
             deadline = time.monotonic() + budget
             while True:
-                done = await self.index_subjects(self.step)
-                rolled = await self.roll_up_loop(self.step)
+                done = await self.index_subjects(self.trickle_step)
+                rolled = await self.roll_up_loop(self.trickle_step)
                 total += done
                 if (not done and not rolled) or time.monotonic() >= deadline:
                     break
