@@ -28,6 +28,7 @@ from urllib.request import Request, urlopen
 
 from loadtest import datagen
 from loadtest.pg_server import PostgresServer
+from loadtest.procs import group_rss_kb, wait_quiet
 
 REPO = Path(__file__).resolve().parents[1]
 LUA = Path(__file__).with_name("wrk_codes.lua")
@@ -105,17 +106,6 @@ class Server:
                 self.proc.wait(5)
 
 
-def group_rss_kb(pgid: int) -> int:
-    """Sum of VmRSS over a process group: a server and its workers (shared pages count twice)."""
-    total = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError):
-            if os.getpgid(int(pid)) == pgid:
-                status = Path(f"/proc/{pid}/status").read_text()
-                total += sum(int(kb) for kb in re.findall(r"^VmRSS:\s+(\d+)", status, re.M))
-    return total
-
-
 def parse_wrk(out: str) -> Run:
     """Requests/s, p50 and p99 (ms), requests, non-2xx responses and socket errors."""
     found = {k: m[1] for k, p in WRK.items() if (m := re.search(p, out, re.M))}
@@ -147,6 +137,15 @@ def run_wrk(
     if proc.wait():
         raise BenchError(f"wrk exited with {proc.returncode} on {server.name}:\n{out}")
     return parse_wrk(out) | {"rss_kb": peak}
+
+
+def settle(servers: dict[str, tuple[Server, Path, str]], res: Run | None = None) -> None:
+    """Wait until no server works on after its load (the gateway's upkeep: see
+    ``loadtest.procs``), so that it does not slow the next run; into ``res``, how long that
+    took and the CPU it used (``after_s``, ``after_cpu_s``)."""
+    waited, cpu = wait_quiet(server.proc.pid for server, *_ in servers.values())
+    if res is not None:
+        res |= {"after_s": round(waited, 1), "after_cpu_s": round(cpu, 2)}
 
 
 def gateway_cli(args: list[str], env: dict[str, str], timeout: float) -> str:
@@ -242,6 +241,7 @@ def paced_runs(
             continue
         res = paced[app] = run_wrk(wrk, *servers[app], opts, opts.duration, delay_ms)
         res["target_rps"] = target
+        settle(servers, res)
         print(
             f"{app} paced at {opts.paced:.0%} of the gateway's throughput ({target:,.0f} req/s "
             f"wanted, {res['rps']:,.0f} done): p50 {res['p50_ms']:.2f} ms, "
@@ -275,12 +275,15 @@ def bench(opts: Any) -> dict[str, Any]:
             servers[app] = server, codes, key if app == "gateway" else ""  # the key: gateway only
             print(f"{app}: {server.url} pid {server.proc.pid}; warm-up {opts.warmup:g} s")
             run_wrk(wrk, *servers[app], opts, opts.warmup)
-        print(HEADER + "errors")
+        settle(servers)
+        print(HEADER + "errors; then working on for")
         for _ in range(opts.rounds):
             for app in opts.apps:
                 res = run_wrk(wrk, *servers[app], opts, opts.duration)
+                settle(servers, res)
                 rounds[app].append(res)
                 extra = f"non-2xx {res['non_2xx']:.0f}, socket errors {res['socket_errors']:.0f}"
+                extra += f"; {res['after_s']:.1f} s, {res['after_cpu_s']:.2f} s CPU"
                 print(ROW.format(app, *(res[f] for f in STATS), res["rss_kb"] // 1024, extra))
                 if app == "gateway" and res["non_2xx"]:
                     raise servers[app][0].failed(f"{res['non_2xx']:.0f} non-2xx responses")
@@ -310,6 +313,10 @@ def summarise(
     for app, rs in rounds.items():
         apps[app] = {f: round(statistics.median(r[f] for r in rs), 3) for f in STATS}
         apps[app] |= {"peak_rss_mb": max(r["rss_kb"] for r in rs) // 1024, "rounds": rs}
+        if all("after_cpu_s" in r for r in rs):
+            apps[app]["after_cpu_s"] = round(statistics.median(r["after_cpu_s"] for r in rs), 2)
+            per_request = statistics.median(1e6 * r["after_cpu_s"] / r["requests"] for r in rs)
+            apps[app]["after_cpu_us_per_request"] = round(per_request, 1)
     rps = {app: a["rps"] for app, a in apps.items()}
     pairs = [p.split("/") for p in ("gateway/floor", "gateway/limit", "limit/floor")]
     ratios = {f"{a}/{b}": round(rps[a] / rps[b], 3) for a, b in pairs if {a, b} <= rps.keys()}
@@ -354,6 +361,14 @@ def show(result: dict[str, Any]) -> None:
     for app, a in result["apps"].items():
         each = " ".join(f"{r['rps']:.0f}" for r in a["rounds"])
         print(ROW.format(app, a["rps"], a["p50_ms"], a["p99_ms"], a["peak_rss_mb"], each))
+    working_on = {app: a["after_cpu_s"] for app, a in result["apps"].items() if "after_cpu_s" in a}
+    if working_on:
+        line = ", ".join(
+            f"{app} {cpu:.2f} s ({result['apps'][app]['after_cpu_us_per_request']:.1f} µs a "
+            "request)"
+            for app, cpu in working_on.items()
+        )
+        print(f"CPU used after a measured run, until quiet (median; waited for): {line}")
     print("ratios:", ", ".join(f"{name} {ratio:.3f}" for name, ratio in result["ratios"].items()))
     each_round = (
         f"{name} {r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f})"

@@ -1,0 +1,83 @@
+"""What the servers under test use, read from ``/proc`` by process group (a server and its
+workers): resident memory, CPU time, and waiting until they are quiet.
+
+A server may go on working after its load stops: the gateway indexes and rolls up the
+checks it recorded, and checkpoints its log, in the lull that follows (by design: an
+approval counter's load has lulls). On a shared machine that work would land on the next
+app's measurement, so the bench waits for every server to be quiet between runs, and
+reports the CPU the gateway spent after each of its runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+#: Clock ticks a second, the unit of the CPU times in ``/proc/<pid>/stat``.
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _members(pgid: int) -> list[int]:
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if os.getpgid(int(pid)) == pgid:
+                pids.append(int(pid))
+    return pids
+
+
+def group_rss_kb(pgid: int) -> int:
+    """Sum of VmRSS over a process group: a server and its workers (shared pages count twice)."""
+    total = 0
+    for pid in _members(pgid):
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            total += sum(int(kb) for kb in re.findall(r"^VmRSS:\s+(\d+)", status, re.M))
+    return total
+
+
+def group_cpu_seconds(pgids: Iterable[int]) -> float:
+    """User and system CPU seconds of every live process of the groups, all threads.
+
+    >>> group_cpu_seconds([os.getpgid(0)]) > 0
+    True
+    """
+    ticks = 0
+    for pgid in pgids:
+        for pid in _members(pgid):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                # after the command's name in parentheses (which may hold spaces): the
+                # 14th and 15th fields of the line are the 12th and 13th here
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                ticks += int(fields[11]) + int(fields[12])
+    return ticks / TICKS
+
+
+def wait_quiet(
+    pgids: Iterable[int],
+    *,
+    below: float = 0.05,
+    window: float = 0.5,
+    quiet_for: float = 2.0,
+    timeout: float = 120.0,
+) -> tuple[float, float]:
+    """Wait until the groups have used less than ``below`` of a core in every ``window`` for
+    ``quiet_for`` seconds (the gateway's upkeep looks for a lull once a second), at most
+    ``timeout`` seconds; (seconds until the quiet began, CPU seconds used until then)."""
+    groups = list(pgids)
+    start = time.monotonic()
+    first = last = group_cpu_seconds(groups)
+    busy_until, busy_cpu = 0.0, 0.0
+    while True:
+        time.sleep(window)
+        now = group_cpu_seconds(groups)
+        waited = time.monotonic() - start
+        if now - last >= below * window:
+            busy_until, busy_cpu = waited, now - first
+        elif waited - busy_until >= quiet_for or waited >= timeout:
+            return busy_until, busy_cpu
+        last = now

@@ -1,0 +1,65 @@
+"""``loadtest.procs``: the bench waits for a server that works on after its load, and
+tells how much CPU that took; a quiet one is not waited for."""
+
+from __future__ import annotations
+
+import doctest
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from loadtest import procs
+
+#: Seconds of work (two threads of a process, and a child, all in its group) after a
+#: pause given as its argument, then sleeps: a server whose upkeep goes on after the load.
+BUSY = 1.0
+WORKER = f"""
+import subprocess, sys, threading, time
+def spin(until):
+    while time.monotonic() < until:
+        pass
+time.sleep(float(sys.argv[1]))
+until = time.monotonic() + {BUSY}
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+threading.Thread(target=spin, args=(until,)).start()
+spin(until)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("later", [0.0, 0.6])
+def test_waits_until_a_group_stops_working_and_counts_its_cpu(later: float) -> None:
+    """Also when the work begins a moment after the load (the upkeep's next tick)."""
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, str(later)], start_new_session=True)
+    try:
+        time.sleep(0.2)  # past the interpreter's start
+        waited, cpu = procs.wait_quiet([proc.pid], window=0.25, quiet_for=1.0, timeout=20)
+        assert later + BUSY - 0.5 <= waited < later + BUSY + 2.0
+        assert cpu >= 0.6 * (BUSY - 0.2)  # one spinning thread at least, on a shared machine
+        assert len(procs._members(proc.pid)) == 2  # the child counts too
+        assert procs.group_rss_kb(proc.pid) > 0
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the child too
+        proc.wait()
+
+
+def test_a_quiet_group_is_not_waited_for() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    try:
+        time.sleep(0.3)  # past the interpreter's start
+        waited, cpu = procs.wait_quiet([proc.pid], window=0.25, quiet_for=1.0, timeout=20)
+        assert waited == 0.0
+        assert cpu < 0.05
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(procs).failed == 0
