@@ -180,3 +180,29 @@ def checkpoint(path: Path, pin: sqlite3.Connection, copier: sqlite3.Connection) 
     finally:
         pin.execute("COMMIT")
     return int(row[1]), int(row[2])
+
+
+class Paced:
+    """The paced checkpoint of one file (steps 1 to 6), on connections of its own, opened
+    at its first run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conns: tuple[sqlite3.Connection, sqlite3.Connection, sqlite3.Connection] | None
+        self._conns = None
+
+    def run(self) -> tuple[int, int]:
+        """(frames in the log, frames copied to the file)."""
+        if self._conns is None:
+            pin = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            pin.execute("PRAGMA query_only = ON")
+            self._conns = pin, connect(self.path), connect_restarter(self.path)
+        pin, copier, restarter = self._conns
+        done = checkpoint(self.path, pin, copier)
+        restart(restarter)
+        return done
+
+    def close(self) -> None:
+        for conn in self._conns or ():
+            conn.close()
+        self._conns = None

@@ -5,13 +5,14 @@ indexing only when no check was recorded for a moment (or the backlog grows):
 
 * :meth:`Maintenance.index_subjects` copies ``(day, uscc, check_id)`` of
   checks recorded since the watermark into ``subject_checks``, sorted, in
-  steps of :data:`STEP` per transaction, off the commit path, and only today's
-  part of the index is written (see migration 2);
+  steps of :data:`INDEX_STEP` per transaction, in the index's own file
+  (``gateway.store.subject_index``), so that no step holds the database's write lock;
 * :meth:`Maintenance.roll_up_loop` adds checks and feedback recorded since their
   watermarks to the daily counts the loop reports read (``gateway.store.reports``);
-* :meth:`Maintenance.checkpoint` runs a passive WAL checkpoint whose write-back
-  is paced so that it does not stall the log's fsyncs (``gateway.store.checkpoint``;
-  the writer's automatic checkpoint is off so that no group commit pays for one).
+* :meth:`Maintenance.checkpoint` runs a passive WAL checkpoint of the database and of
+  the index, whose write-back is paced so that it does not stall the log's fsyncs
+  (``gateway.store.checkpoint``; the writers' automatic checkpoint is off so that no group
+  commit pays for one).
 
 Several workers may run it at once: each step is one ``BEGIN IMMEDIATE``
 transaction that reads the watermark it moves, so no row is indexed twice.
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Final
 
 from gateway.store import checkpoint as wal_checkpoint
-from gateway.store import reports, schema
+from gateway.store import reports, schema, subject_index
 
 #: Bytes of WAL past which the upkeep checkpoints under load too. The checkpoint is paced
 #: (``gateway.store.checkpoint``), so a small limit costs nothing measurable (1 worker,
@@ -41,6 +42,15 @@ WAL_LIMIT: Final = 64 * 1024 * 1024
 #: from 12-27 ms to 5-6 ms (``NORMAL``, where the log's fsync does not hide it; measured
 #: with the steps' commits unsynced, since undone: see ``_connect``).
 STEP: Final = 100
+#: Checks indexed by subject a step in a lull. The index has a file of its own, whose
+#: lock no commit of a check waits for, so its steps may be large; the larger, the more
+#: checks each page of the index takes before it is written (a day's part of 400,000
+#: checks: 33.5 µs and 6.4 KB of log a check in steps of 100, 18.0 µs and 3.7 KB in 2,000,
+#: 5.7 µs and 0.9 KB in 20,000). While checks are recorded it goes in steps of
+#: ``TRICKLE_STEP`` all the same: a step holds a core, and the disk, as long as it lasts
+#: (paced half load: steps of 5,000 put 105-119 checks past 25 ms of server time, 1,000
+#: put 32, 200 none past 10 ms but 54 past 7.5 ms, and 25 none past 7.5 ms).
+INDEX_STEP: Final = 20_000
 #: Checks a step while checks are being recorded (trickling, or past the backlog): each
 #: check costs the same in a step of any size (it touches its own page of the index), but
 #: a commit of the recorder that finds the write lock held waits for the rest of the step.
@@ -74,17 +84,21 @@ def under_load_budget(pending: int, backlog: int, trickle_after: int) -> float |
 
 
 class Maintenance:
-    #: Checks indexed (or rolled up) per step, in a lull and while checks are recorded.
+    #: Checks rolled up per step, in a lull; rolled up and indexed, while checks are recorded.
     step: Final = STEP
     trickle_step: Final = TRICKLE_STEP
+    #: Checks indexed by subject per step in a lull (set smaller on an instance in tests).
+    index_step: int = INDEX_STEP
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
-        self._pin: sqlite3.Connection | None = None
-        self._copier: sqlite3.Connection | None = None
-        self._restarter: sqlite3.Connection | None = None
+        self._index: sqlite3.Connection | None = None
+        self._checkpoints = (
+            wal_checkpoint.Paced(self.path),
+            wal_checkpoint.Paced(subject_index.path_for(self.path)),
+        )
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -104,34 +118,18 @@ class Maintenance:
             self._conn = conn
         return self._conn
 
+    def _index_conn(self) -> sqlite3.Connection:
+        if self._index is None:
+            subject_index.ensure(self.path, self.busy_timeout_ms)
+            self._index = subject_index.connect_upkeep(self.path)
+        return self._index
+
     def index_subjects(self, limit: int = 1_000) -> int:
         """Index up to ``limit`` newly recorded checks by subject; how many were indexed.
 
-        One INSERT ... SELECT: SQLite does the work without the GIL, and the write
-        lock is held for a few milliseconds, so group commits barely wait for it.
-        """
-        conn = self._connect()
-        schema.begin_immediate(conn, self.busy_timeout_ms)
-        try:
-            (mark,) = conn.execute(
-                "SELECT last_rowid FROM subject_checks_mark WHERE id = 1"
-            ).fetchone()
-            (last,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM checks").fetchone()
-            upto = min(last, mark + limit)
-            if upto > mark:
-                conn.execute(
-                    "INSERT OR IGNORE INTO subject_checks (day, uscc, check_id) "
-                    "SELECT substr(checked_at, 1, 10), uscc, check_id FROM checks "
-                    "WHERE rowid > ? AND rowid <= ? ORDER BY 1, 2, 3",
-                    (mark, upto),
-                )
-                conn.execute("UPDATE subject_checks_mark SET last_rowid = ? WHERE id = 1", (upto,))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return max(int(upto) - int(mark), 0)
+        One INSERT ... SELECT in the index's file: SQLite does the work without the GIL,
+        and holds no lock of the database meanwhile."""
+        return subject_index.index_step(self._index_conn(), limit, self.busy_timeout_ms)
 
     def roll_up_loop(self, limit: int = 2_000) -> int:
         """Roll up to ``limit`` checks and ``limit`` feedback into ``loop_daily``; how many
@@ -148,27 +146,19 @@ class Maintenance:
         return done
 
     def checkpoint(self) -> tuple[int, int]:
-        """A passive WAL checkpoint, written back in paced steps: (frames in the WAL, frames
-        copied to the database)."""
-        if self._pin is None or self._copier is None or self._restarter is None:
-            self._pin = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._pin.execute("PRAGMA query_only = ON")
-            self._copier = wal_checkpoint.connect(self.path)
-            self._restarter = wal_checkpoint.connect_restarter(self.path)
-        done = wal_checkpoint.checkpoint(self.path, self._pin, self._copier)
-        wal_checkpoint.restart(self._restarter)
-        return done
+        """Passive WAL checkpoints of the database and of the index, written back in paced
+        steps: the database's (frames in the WAL, frames copied to the file)."""
+        database, index = self._checkpoints
+        self._index_conn()  # the index's file exists
+        index.run()
+        return database.run()
 
     def pending(self) -> int:
         """Checks (or feedback) recorded but not yet indexed by subject or rolled up."""
         conn = self._connect()
-        (subjects,) = conn.execute(
-            "SELECT coalesce((SELECT max(rowid) FROM checks), 0) - "
-            "(SELECT last_rowid FROM subject_checks_mark WHERE id = 1)"
-        ).fetchone()
         (checks,) = conn.execute(reports.pending_sql("checks")).fetchone()
         (feedback,) = conn.execute(reports.pending_sql("feedback")).fetchone()
-        return max(int(subjects), int(checks), int(feedback))
+        return max(subject_index.pending(self._index_conn()), int(checks), int(feedback))
 
     def run_once(
         self,
@@ -205,7 +195,7 @@ class Maintenance:
         total = 0
         if not probe():
             mark = self._last_check()
-            while (done := self.index_subjects(self.step)) > 0:
+            while (done := self.index_subjects(self.index_step)) > 0:
                 total += done
                 if self._recording_again(probe, mark):
                     return total
@@ -234,11 +224,14 @@ class Maintenance:
         return total
 
     def _bound_log(self, wal_limit: int) -> None:
-        """Checkpoint once the log is past ``wal_limit``: a lull's steps over a large backlog
-        (a page of the subject index a check) would otherwise grow it by gigabytes, all of
-        it to be copied by one checkpoint that the load may come back in the middle of."""
+        """Checkpoint a log (the database's, the index's) once past ``wal_limit``: a lull's
+        steps over a large backlog would otherwise grow it by gigabytes, all of it to be
+        copied by one checkpoint that the load may come back in the middle of."""
+        database, index = self._checkpoints
         if self.wal_bytes() > wal_limit:
-            self.checkpoint()
+            database.run()
+        if wal_checkpoint.log_in_use(index.path) > wal_limit:
+            index.run()
 
     def _last_check(self) -> int:
         (last,) = self._connect().execute("SELECT coalesce(max(rowid), 0) FROM checks").fetchone()
@@ -253,7 +246,9 @@ class Maintenance:
         return wal_checkpoint.log_in_use(self.path)
 
     def close(self) -> None:
-        for conn in (self._conn, self._pin, self._copier, self._restarter):
+        for conn in (self._conn, self._index):
             if conn is not None:
                 conn.close()
-        self._conn = self._pin = self._copier = self._restarter = None
+        self._conn = self._index = None
+        for paced in self._checkpoints:
+            paced.close()

@@ -34,6 +34,7 @@ from gateway.store import (
     live,
     reports,
     schema,
+    subject_index,
 )
 from gateway.store import lifecycle as moves
 from gateway.store.callers import KeyInForce, KeyLimits
@@ -87,14 +88,17 @@ class Store:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         version = await asyncio.to_thread(schema.prepare, str(path), synchronous, busy_timeout_ms)
+        await asyncio.to_thread(subject_index.ensure, path, busy_timeout_ms)
         settings = schema.pragmas(synchronous, busy_timeout_ms)
         opened: list[aiosqlite.Connection] = []
         try:
-            for extra in ([], ["PRAGMA query_only = ON"], ["PRAGMA query_only = ON"]):
+            for readers in (False, True, True):
                 conn = await aiosqlite.connect(path, isolation_level=None)
                 opened.append(conn)
-                for pragma in settings + extra:
+                for pragma in settings + (["PRAGMA query_only = ON"] if readers else []):
                     await conn.execute(pragma)
+                if readers:  # a subject's recent checks
+                    await conn.execute(*subject_index.attach_sql(path))
         except BaseException:
             for conn in opened:
                 await conn.close()

@@ -16,7 +16,7 @@ import msgspec
 
 from gateway.model import CheckRecord, EntryInput, FeedbackRecord, MeasureFeedback
 from gateway.recorder import Recorder, RecorderFull
-from gateway.store import CheckWriter, Maintenance, Store
+from gateway.store import CheckWriter, Maintenance, Store, subject_index
 from gateway.store.maintenance import TRICKLE_AFTER
 from gateway.store.pg import PgStore
 from gateway.store.pg.checks import write_batch
@@ -95,9 +95,12 @@ def feedback(check_id: str, caller_id: int, **fields: Any) -> FeedbackRecord:
 
 
 def query(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Read the file directly with plain sqlite3 (and close the connection)."""
+    """Read the file directly with plain sqlite3 (and close the connection), its subject
+    index attached when it has one."""
     conn = sqlite3.connect(path)
     try:
+        if subject_index.path_for(path).exists():
+            subject_index.attach(conn, path)
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()

@@ -12,10 +12,11 @@ import msgspec
 import pytest
 
 from gateway.model import Grade
-from gateway.store import CheckWriter, Maintenance, Store
+from gateway.store import CheckWriter, Maintenance, Store, subject_index
 from gateway.store.pg import PgStore
 from gateway.store.pg import copy as pg_copy
 from gateway.store.pg.copy import CopyError, copy_store
+from gateway.store.pg.maintenance import PgMaintenance
 from tests.fixtures import RESTRICTED, Seeded, run_gateway, seed_database
 from tests.store.helpers import check, feedback, fetch, run
 
@@ -93,6 +94,31 @@ def test_a_copy_answers_as_the_sqlite_store_did_and_continues_its_sequences(
             assert await pg.last_change_seq() == last_seq + 1
 
     run(compare())
+
+
+def test_a_store_whose_subject_index_is_gone_is_copied_and_indexed_again(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """SQLite's subject index is a file of its own, derived from the checks: without it the
+    copy leaves the target's watermark at 0, and the target's upkeep indexes every check."""
+    seeded = populated(tmp_path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{subject_index.path_for(seeded.path)}{suffix}").unlink(missing_ok=True)
+    copied = [table.table for table in run(copy_store(seeded.path, postgres_url))]
+    assert "checks" in copied
+    assert "subject_checks" not in copied
+
+    async def indexed() -> list[tuple[Any, ...]]:
+        async with await PgStore.open(postgres_url) as pg:
+            assert await fetch(pg, "SELECT last_rowid FROM subject_checks_mark") == [(0,)]
+            maintenance = PgMaintenance(postgres_url)
+            try:
+                await maintenance.run_once()
+            finally:
+                await maintenance.close()
+            return await fetch(pg, "SELECT count(*) FROM subject_checks")
+
+    assert run(indexed()) == [(119,)]
 
 
 def test_a_copy_into_a_database_with_data_is_refused(tmp_path: Path, postgres_url: str) -> None:

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from gateway.cli_migrate import migrate_command, run_migrate
-from gateway.store import SCHEMA_VERSION, SchemaError, Store, schema
+from gateway.store import SCHEMA_VERSION, SchemaError, Store, schema, subject_index
 from gateway.store.pg import migrations as pg
 from gateway.store.pg import upgrade
 from tests.fixtures import run_gateway
@@ -228,11 +228,13 @@ def sqlite_schema(path: Path) -> dict[str, Any]:
 
     run(open_store())
     conn = sqlite3.connect(path)
+    subject_index.attach(conn, path)  # its tables are in a file of their own
+    master = "(SELECT * FROM main.sqlite_master UNION ALL SELECT * FROM subjects.sqlite_master)"
     try:
         tables = [
             r[0]
             for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                f"SELECT name FROM {master} WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             )
         ]
         columns: dict[tuple[str, str], tuple[str, bool, str | None]] = {}
@@ -247,7 +249,7 @@ def sqlite_schema(path: Path) -> dict[str, Any]:
             if primary:
                 keys.add((table, "p", primary, None, ()))
             without_rowid = "WITHOUT ROWID" in conn.execute(
-                "SELECT sql FROM sqlite_master WHERE name = ?", (table,)
+                f"SELECT sql FROM {master} WHERE name = ?", (table,)
             ).fetchone()[0].upper().replace("\n", " ")
             rowid_alias = len(primary) == 1 and columns[table, primary[0]][0] == "bigint"
             if rowid_alias and not without_rowid:

@@ -29,6 +29,7 @@ from typing import Any, Final
 import asyncpg
 import msgspec
 
+from gateway.store import subject_index
 from gateway.store.pg.migrations import upgrade
 from gateway.store.schema import current_version
 
@@ -52,6 +53,8 @@ TABLES: Final = (
     ("loop_daily", "day, dimension, key"),
     ("loop_marks", "source"),
 )
+#: Tables of SQLite's subject index, in a file of its own (``gateway.store.subject_index``).
+_SUBJECT_INDEX: Final = ("subject_checks", "subject_checks_mark")
 #: Tables the migrations fill with their starting rows: replaced by the source's.
 SEEDED: Final = ("subject_checks_mark", "loop_marks")
 # ``checks`` and ``feedback`` have a column ``rowid`` on PostgreSQL: selected by that name
@@ -137,6 +140,12 @@ async def copy_store(
     if not path.exists():
         raise CopyError(f"no SQLite store at {path}")
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    index = subject_index.path_for(path)
+    tables: tuple[tuple[str, str], ...] = TABLES
+    if index.exists():
+        source.execute(f"ATTACH DATABASE ? AS {subject_index.ALIAS}", (f"file:{index}?mode=ro",))
+    else:  # never indexed: the target's upkeep indexes every check from its first
+        tables = tuple((t, o) for t, o in TABLES if t not in _SUBJECT_INDEX)
     conn = await asyncpg.connect(dsn)
     try:
         source.execute("BEGIN")
@@ -153,7 +162,7 @@ async def copy_store(
         copied: list[TableCopied] = []
         async with conn.transaction():
             await _refuse_unless_empty(conn)
-            for table, order in TABLES:
+            for table, order in tables:
                 copied.append(await _copy_table(source, conn, table, order))
                 progress(copied[-1])
         return copied

@@ -54,6 +54,8 @@ class PgMaintenance:
     #: lock to hold briefly: the same steps).
     step: Final = STEP
     trickle_step: Final = STEP
+    #: Checks indexed by subject per step in a lull (as SQLite's, see there).
+    index_step: int = STEP
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -136,7 +138,7 @@ class PgMaintenance:
         total = 0
         if not probe():
             mark = await self._last_check()
-            while (done := await self.index_subjects(self.step)) > 0:
+            while (done := await self.index_subjects(self.index_step)) > 0:
                 total += done
                 if await self._recording_again(probe, mark):
                     return total
