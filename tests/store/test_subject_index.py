@@ -14,6 +14,15 @@ from tests.store.helpers import check, run, uscc
 from tests.store.test_checks import make_caller
 
 
+def with_checks(db: Path, numbers: range, caller_id: int | None = None) -> int:
+    """Record the checks ``numbers`` in the SQLite store ``db`` (created if new); the caller."""
+    if caller_id is None:
+        caller_id = make_caller(db).caller_id
+    with CheckWriter(db) as writer:
+        writer.write([check(n, caller_id) for n in numbers])
+    return caller_id
+
+
 def indexed(db: Path) -> int:
     conn = sqlite3.connect(subject_index.path_for(db))
     try:
@@ -34,9 +43,7 @@ def test_indexing_goes_on_while_another_connection_holds_the_databases_write_loc
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "g.db"
-    caller = make_caller(db)
-    with CheckWriter(db) as writer:
-        writer.write([check(n, caller.caller_id) for n in range(1, 301)])
+    with_checks(db, range(1, 301))
     other = sqlite3.connect(db, isolation_level=None)
     maintenance = Maintenance(db, busy_timeout_ms=200)
     try:
@@ -51,9 +58,7 @@ def test_indexing_goes_on_while_another_connection_holds_the_databases_write_loc
 
 def test_a_missing_index_is_built_again_from_the_checks(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
-    caller = make_caller(db)
-    with CheckWriter(db) as writer:
-        writer.write([check(n, caller.caller_id) for n in range(1, 71)])
+    with_checks(db, range(1, 71))
     maintenance = Maintenance(db)
     maintenance.run_once()
     maintenance.close()
@@ -75,15 +80,12 @@ def test_an_index_ahead_of_its_database_starts_again(tmp_path: Path) -> None:
     """The database restored from a copy older than its index: the checks the index holds
     past the database's last are not answered, and it is rebuilt from the database."""
     db = tmp_path / "g.db"
-    caller = make_caller(db)
-    with CheckWriter(db) as writer:
-        writer.write([check(n, caller.caller_id) for n in range(1, 41)])
+    caller_id = with_checks(db, range(1, 41))
     older = tmp_path / "older.db"
     source = sqlite3.connect(db)
     source.execute("VACUUM INTO ?", (str(older),))  # a backup with 40 checks
     source.close()
-    with CheckWriter(db) as writer:
-        writer.write([check(n, caller.caller_id) for n in range(41, 101)])
+    with_checks(db, range(41, 101), caller_id)
     maintenance = Maintenance(db)
     maintenance.run_once()
     maintenance.close()
