@@ -51,12 +51,13 @@ STEP: Final = 100
 #: (paced half load: steps of 5,000 put 105-119 checks past 25 ms of server time, 1,000
 #: put 32, 200 none past 10 ms but 54 past 7.5 ms, and 25 none past 7.5 ms).
 INDEX_STEP: Final = 20_000
-#: Checks a step while checks are being recorded (trickling, or past the backlog): each
-#: check costs the same in a step of any size (it touches its own page of the index), but
-#: a commit of the recorder that finds the write lock held waits for the rest of the step.
-#: Paced half load, 1 worker, alternating: checks over 5 ms of server time 393-483 with
-#: steps of 100, 81-180 with steps of 25, and as many indexed a tick (client p99 5.5-6.1
-#: against 4.2-4.8 ms).
+#: Checks a step while checks are being recorded (trickling, or past the backlog), rolled
+#: up and indexed: a commit of the recorder that finds the write lock held by a roll-up
+#: step waits for the rest of it, and an index step holds a core and the disk while it
+#: lasts. Measured when the index was in the database, whose lock its steps held too:
+#: each check cost the same in steps of 25 as of 100 (its own page of the index), and a
+#: paced half load, 1 worker, alternating, had 393-483 checks over 5 ms of server time
+#: with steps of 100, 81-180 with 25 (client p99 5.5-6.1 against 4.2-4.8 ms).
 TRICKLE_STEP: Final = 25
 #: Under load, past this many checks not yet indexed or rolled up, the upkeep trickles:
 #: up to ``TRICKLE_SECONDS`` of steps a tick. Without it a steady load that never leaves
