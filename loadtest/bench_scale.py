@@ -32,6 +32,7 @@ from gateway.store import Store
 from gateway.store.staging import StagingFile
 from loadtest.bench import REPO, Server, create_key, ensure_wrk, fetch, run_wrk
 from loadtest.datagen import LIST_DETAILS, OTHER_LIST_TYPES, REGIONS
+from loadtest.procs import wait_quiet
 
 #: Regions of listed subjects (sorted: codes are generated in increasing order).
 LISTED_REGIONS = sorted(code for code, _, _ in REGIONS)
@@ -199,9 +200,13 @@ def main(argv: list[str] | None = None) -> int:
                     server.stop()
             results[n] = result
             run_wrk(wrk, server, prepared[n][2], prepared[n][1], opts, 3)  # warm-up
+        # Each gateway's upkeep works on after its load: not during the other's run.
+        groups = [server.proc.pid for server in servers.values()]
+        wait_quiet(groups)
         for _ in range(opts.rounds):
             for n in opts.sizes:
                 res = run_wrk(wrk, servers[n], prepared[n][2], prepared[n][1], opts, opts.duration)
+                wait_quiet(groups)
                 if res["non_2xx"]:
                     raise servers[n].failed(f"{res['non_2xx']:.0f} non-2xx responses")
                 results[n]["rounds"].append(res)
