@@ -361,13 +361,13 @@ def show(result: dict[str, Any]) -> None:
     for app, a in result["apps"].items():
         each = " ".join(f"{r['rps']:.0f}" for r in a["rounds"])
         print(ROW.format(app, a["rps"], a["p50_ms"], a["p99_ms"], a["peak_rss_mb"], each))
-    working_on = {app: a["after_cpu_s"] for app, a in result["apps"].items() if "after_cpu_s" in a}
+    working_on = [
+        f"{app} {a['after_cpu_s']:.2f} s ({a['after_cpu_us_per_request']:.1f} µs a request)"
+        for app, a in result["apps"].items()
+        if "after_cpu_s" in a
+    ]
     if working_on:
-        line = ", ".join(
-            f"{app} {cpu:.2f} s ({result['apps'][app]['after_cpu_us_per_request']:.1f} µs a "
-            "request)"
-            for app, cpu in working_on.items()
-        )
+        line = ", ".join(working_on)
         print(f"CPU used after a measured run, until quiet (median; waited for): {line}")
     print("ratios:", ", ".join(f"{name} {ratio:.3f}" for name, ratio in result["ratios"].items()))
     each_round = (

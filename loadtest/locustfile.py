@@ -178,9 +178,10 @@ class ApprovalSystem(FastHttpUser):
             }
             request = self.client.post(CHECK, json=body, name=CHECK, catch_response=True)
         with request as response:
+            answer = None
             if response.status_code == 200:
                 _server_ms.append(server_timing_ms(response.headers.get("server-timing", "")))
-            answer = _json(response) if response.status_code == 200 else None
+                answer = _json(response)
             if not isinstance(answer, dict):
                 _fail(response, "check not answered")
                 return None

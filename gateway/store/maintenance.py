@@ -228,11 +228,9 @@ class Maintenance:
         """Checkpoint a log (the database's, the index's) once past ``wal_limit``: a lull's
         steps over a large backlog would otherwise grow it by gigabytes, all of it to be
         copied by one checkpoint that the load may come back in the middle of."""
-        database, index = self._checkpoints
-        if self.wal_bytes() > wal_limit:
-            database.run()
-        if wal_checkpoint.log_in_use(index.path) > wal_limit:
-            index.run()
+        for paced in self._checkpoints:
+            if wal_checkpoint.log_in_use(paced.path) > wal_limit:
+                paced.run()
 
     def _last_check(self) -> int:
         (last,) = self._connect().execute("SELECT coalesce(max(rowid), 0) FROM checks").fetchone()
