@@ -85,10 +85,6 @@ def attach_sql(database: str | Path) -> tuple[str, tuple[str]]:
     return f"ATTACH DATABASE ? AS {ALIAS}", (str(path_for(database)),)
 
 
-def attach(conn: sqlite3.Connection, database: str | Path) -> None:
-    conn.execute(*attach_sql(database))
-
-
 def connect_upkeep(database: str | Path) -> sqlite3.Connection:
     """The upkeep's connection: the index as its main database, ``database`` attached
     read-only as :data:`RECORDED` (a ``BEGIN IMMEDIATE`` takes no lock of it)."""

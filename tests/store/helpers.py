@@ -100,7 +100,7 @@ def query(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
     conn = sqlite3.connect(path)
     try:
         if subject_index.path_for(path).exists():
-            subject_index.attach(conn, path)
+            conn.execute(*subject_index.attach_sql(path))
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()

@@ -228,7 +228,7 @@ def sqlite_schema(path: Path) -> dict[str, Any]:
 
     run(open_store())
     conn = sqlite3.connect(path)
-    subject_index.attach(conn, path)  # its tables are in a file of their own
+    conn.execute(*subject_index.attach_sql(path))  # its tables are in a file of their own
     master = "(SELECT * FROM main.sqlite_master UNION ALL SELECT * FROM subjects.sqlite_master)"
     try:
         tables = [
