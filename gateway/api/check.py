@@ -10,6 +10,7 @@ by up to 1,000 codes, is an ordinary typed handler.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import time
@@ -34,7 +35,10 @@ if TYPE_CHECKING:
 
 MAX_CHECK_BODY = 16 * 1024
 MAX_BATCH = 1_000
-#: Checks of a batch handed to the recorder together, so that writing overlaps deciding.
+#: Codes a batch decides before it lets the event loop serve other requests (about 0.7 ms
+#: of work here): a batch of 1,000 decided in one go held every single check that arrived
+#: meanwhile for its 13-15 ms.
+BATCH_CODES_PER_TURN = 50
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _PROBLEM_HEADERS = [(b"content-type", PROBLEM_JSON.encode())]
 _TRUE = {"true": True, "1": True, "false": False, "0": False, "": False}
@@ -406,7 +410,9 @@ async def check_batch(
     batch_id = uuid7()
     results: list[msgspec.Raw] = []
     records: list[CheckRecord] = []
-    for code in data.uscc:
+    for index, code in enumerate(data.uscc):
+        if index and not index % BATCH_CODES_PER_TURN:
+            await asyncio.sleep(0)
         try:
             record = rt.service.prepare(
                 caller,
