@@ -8,7 +8,7 @@ from argparse import Namespace
 
 import pytest
 
-from loadtest import bench
+from loadtest import bench, bench_summary
 
 
 def runs(*rps: float) -> list[dict[str, float]]:
@@ -20,11 +20,11 @@ def test_each_round_is_compared_within_itself() -> None:
     # The machine halves its speed in round 2 and recovers: the gateway is 0.9 of the
     # floor in every round, but the medians pair round 1's floor with round 3's gateway.
     rounds = {"floor": runs(10_000, 5_000, 8_000), "gateway": runs(9_000, 4_500, 7_200)}
-    result = bench.summarise(opts, rounds, [])
+    result = bench_summary.summarise(opts, rounds, [])
     assert result["ratios"] == {"gateway/floor": 0.9}
     assert result["round_ratios"] == {"gateway/floor": {"median": 0.9, "min": 0.9, "max": 0.9}}
     rounds["gateway"] = runs(9_000, 6_000, 4_000)  # the drift hits the gateway's turns
-    result = bench.summarise(opts, rounds, [])
+    result = bench_summary.summarise(opts, rounds, [])
     assert result["ratios"] == {"gateway/floor": 0.75}  # 6,000 / 8,000
     assert result["round_ratios"] == {"gateway/floor": {"median": 0.9, "min": 0.5, "max": 1.2}}
 

@@ -1,0 +1,96 @@
+"""``make bench``'s summary of its runs (``loadtest.bench``): medians of the rounds, ratios of
+the medians and of each round's own runs, the CPU the apps used, the paced and batch runs;
+and the table printed at the end."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from datetime import datetime
+from typing import Any
+
+Run = dict[str, float]
+STATS = ("rps", "p50_ms", "p99_ms")
+ROW = "{:8} {:>9,.0f} {:>7.2f} {:>7.2f} {:>7}  {}"
+HEADER = "app          req/s  p50 ms  p99 ms  RSS MB  "
+
+
+def summarise(
+    opts: Any, rounds: dict[str, list[Run]], batch: list[tuple[float, float]]
+) -> dict[str, Any]:
+    apps: dict[str, dict[str, Any]] = {}
+    for app, rs in rounds.items():
+        apps[app] = {f: round(statistics.median(r[f] for r in rs), 3) for f in STATS}
+        apps[app] |= {"peak_rss_mb": max(r["rss_kb"] for r in rs) // 1024, "rounds": rs}
+        if all("after_cpu_s" in r for r in rs):
+            apps[app]["after_cpu_s"] = round(statistics.median(r["after_cpu_s"] for r in rs), 2)
+            per_request = statistics.median(1e6 * r["after_cpu_s"] / r["requests"] for r in rs)
+            apps[app]["after_cpu_us_per_request"] = round(per_request, 1)
+    rps = {app: a["rps"] for app, a in apps.items()}
+    pairs = [p.split("/") for p in ("gateway/floor", "gateway/limit", "limit/floor")]
+    ratios = {f"{a}/{b}": round(rps[a] / rps[b], 3) for a, b in pairs if {a, b} <= rps.keys()}
+    # Each round's own ratio (the apps measured one after the other, seconds apart): on a
+    # machine whose speed drifts between rounds, their median is the steadier figure.
+    paired = {
+        f"{a}/{b}": sorted(
+            ra["rps"] / rb["rps"] for ra, rb in zip(rounds[a], rounds[b], strict=True)
+        )
+        for a, b in pairs
+        if {a, b} <= rounds.keys()
+    }
+    round_ratios = {
+        name: {
+            "median": round(statistics.median(rs), 3),
+            "min": round(rs[0], 3),
+            "max": round(rs[-1], 3),
+        }
+        for name, rs in paired.items()
+    }
+    settings = {k: v for k, v in vars(opts).items() if k != "out"} | {"wrk": "-t1 --latency"}
+    settings["gateway_env"] = {  # a Redis URL may carry a password
+        k: ("<set>" if k in ("GATEWAY_REDIS_URL", "GATEWAY_DB") and "://" in v else v)
+        for k, v in os.environ.items()
+        if k.startswith("GATEWAY_")
+    }
+    result: dict[str, Any] = {"date": datetime.now().astimezone().isoformat(timespec="seconds")}
+    result["machine"] = {"cpus": os.cpu_count(), "kernel": " ".join(os.uname()[2:])}
+    result |= {"settings": settings, "apps": apps, "ratios": ratios, "round_ratios": round_ratios}
+    if batch:
+        wall, server = [w for w, _ in batch], [t for _, t in batch]
+        p95 = statistics.quantiles(wall, n=20)[18] if len(wall) > 1 else wall[0]
+        result["batch"] = {"codes": opts.batch_size, "calls": len(batch), "p95_ms": round(p95, 1)}
+        result["batch"]["median_ms"] = round(statistics.median(wall), 1)
+        result["batch"]["server_median_ms"] = round(statistics.median(server), 1)
+    return result
+
+
+def show(result: dict[str, Any]) -> None:
+    s = result["settings"]
+    print(f"\nmedians of {s['rounds']} rounds, {s['workers']} worker(s)\n{HEADER}req/s per round")
+    for app, a in result["apps"].items():
+        each = " ".join(f"{r['rps']:.0f}" for r in a["rounds"])
+        print(ROW.format(app, a["rps"], a["p50_ms"], a["p99_ms"], a["peak_rss_mb"], each))
+    working_on = [
+        f"{app} {a['after_cpu_s']:.2f} s ({a['after_cpu_us_per_request']:.1f} µs a request)"
+        for app, a in result["apps"].items()
+        if "after_cpu_s" in a
+    ]
+    if working_on:
+        line = ", ".join(working_on)
+        print(f"CPU used after a measured run, until quiet (median; waited for): {line}")
+    print("ratios:", ", ".join(f"{name} {ratio:.3f}" for name, ratio in result["ratios"].items()))
+    each_round = (
+        f"{name} {r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f})"
+        for name, r in result["round_ratios"].items()
+    )
+    print("ratios within each round, median (range):", ", ".join(each_round))
+    if p := result.get("paced"):
+        line = f"paced at {p['rps']:,.0f} req/s: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms"
+        if f := result.get("paced_floor"):
+            line += f"; the floor, same waits: {f['rps']:,.0f} req/s, "
+            line += f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms"
+        print(line)
+    if b := result.get("batch"):
+        print(f"batch check of {b['codes']} codes ({b['calls']} calls): ", end="")
+        print(f"median {b['median_ms']} ms, p95 {b['p95_ms']} ms (wall); ", end="")
+        print(f"server time median {b['server_median_ms']} ms")
