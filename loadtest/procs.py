@@ -1,5 +1,5 @@
-"""What the servers under test use, read from ``/proc`` by process group (a server and its
-workers): resident memory, CPU time, and waiting until they are quiet.
+"""What the servers under test use, read from ``/proc`` by process group (a server, its
+workers and their children): resident memory, CPU time, and waiting until they are quiet.
 
 A server may go on working after its load stops: the gateway indexes and rolls up the
 checks it recorded, and checkpoints its log, in the lull that follows (by design: an
@@ -22,16 +22,28 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _members(pgid: int) -> list[int]:
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError):
-            if os.getpgid(int(pid)) == pgid:
-                pids.append(int(pid))
-    return pids
+    """The processes of the group and their descendants: a server, its workers and what
+    they started in sessions of their own (the gateway's sync process, one a worker)."""
+    parents: dict[int, int] = {}
+    found: set[int] = set()
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # after the command's name in parentheses: state, ppid, pgrp
+            fields = Path(f"/proc/{name}/stat").read_text().rpartition(")")[2].split()
+            parents[int(name)] = int(fields[1])
+            if int(fields[2]) == pgid:
+                found.add(int(name))
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= children
+        grew = bool(children)
+    return sorted(found)
 
 
 def group_rss_kb(pgid: int) -> int:
-    """Sum of VmRSS over a process group: a server and its workers (shared pages count twice)."""
+    """Sum of VmRSS over a process group and its children: a server, its workers and their
+    sync processes (shared pages count twice)."""
     total = 0
     for pid in _members(pgid):
         with contextlib.suppress(OSError):
@@ -41,7 +53,8 @@ def group_rss_kb(pgid: int) -> int:
 
 
 def group_cpu_seconds(pgids: Iterable[int]) -> float:
-    """User and system CPU seconds of every live process of the groups, all threads.
+    """User and system CPU seconds of every live process of the groups and their children,
+    all threads.
 
     >>> group_cpu_seconds([os.getpgid(0)]) > 0
     True

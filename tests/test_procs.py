@@ -61,5 +61,33 @@ def test_a_quiet_group_is_not_waited_for() -> None:
         proc.wait()
 
 
+#: A server whose worker starts a helper in a session of its own (as the gateway's worker
+#: starts its sync process) that then spins for a second.
+DETACHED = """
+import subprocess, sys, time
+spin = "import time; end = time.monotonic() + 1.0\\nwhile time.monotonic() < end: pass"
+spin += "\\ntime.sleep(60)"
+subprocess.Popen([sys.executable, "-c", spin], start_new_session=True)
+time.sleep(60)
+"""
+
+
+def test_a_child_in_a_session_of_its_own_counts_in_the_groups_cpu() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", DETACHED], start_new_session=True)
+    try:
+        time.sleep(0.3)
+        members = procs._members(proc.pid)
+        assert len(members) == 2
+        (helper,) = (pid for pid in members if pid != proc.pid)
+        assert os.getpgid(helper) != proc.pid  # outside the group: found as a descendant
+        before = procs.group_cpu_seconds([proc.pid])
+        time.sleep(1.2)
+        assert procs.group_cpu_seconds([proc.pid]) - before >= 0.5
+    finally:
+        for pid in procs._members(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
 def test_doctests() -> None:
     assert doctest.testmod(procs).failed == 0
