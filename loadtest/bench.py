@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -28,13 +29,17 @@ from urllib.request import Request, urlopen
 from loadtest import datagen
 from loadtest.bench_summary import HEADER, ROW, STATS, Run, show, summarise
 from loadtest.pg_server import PostgresServer
-from loadtest.procs import group_rss_kb, wait_quiet
+from loadtest.procs import group_cpu_seconds, group_rss_kb, wait_quiet
 
 REPO = Path(__file__).resolve().parents[1]
 LUA = Path(__file__).with_name("wrk_codes.lua")
 HOST = "127.0.0.1"
 GRANIAN = str(Path(sys.executable).parent / "granian")  # the venv's, beside its python
-APPS = ("floor", "limit", "gateway")
+#: ``gateway-unsynced`` (with ``--unsynced``): the gateway on a copy of the same database with
+#: ``GATEWAY_SYNC=NORMAL``, committing without the log's fsync (not durable): what the durable
+#: record costs, measured in the same run.
+APPS = ("floor", "limit", "gateway", "gateway-unsynced")
+GATEWAYS = ("gateway", "gateway-unsynced")
 #: What is read off wrk's output (latencies in ms)
 WRK = {"rps": r"^Requests/sec:\s+([\d.]+)", "requests": r"^\s+(\d+) requests in"}
 WRK |= {f"p{p}_ms": rf"^\s+{p}%\s+([\d.]+[a-z]+)\s*$" for p in (50, 99)}
@@ -117,22 +122,25 @@ def parse_wrk(out: str) -> Run:
 def run_wrk(
     wrk: str, server: Server, codes: Path, key: str, opts: Any, secs: float, delay_ms: float = 0
 ) -> Run:
-    """One wrk run; the server tree's RSS is sampled meanwhile (peak in ``rss_kb``).
+    """One wrk run; the server tree's RSS is sampled meanwhile (peak in ``rss_kb``), and the
+    CPU it used is counted (``cpu_s``).
     ``delay_ms``: each connection pauses that long before each request (a paced load)."""
     cmd = [wrk, "-t1", f"-c{opts.connections}", f"-d{secs:g}s", "--latency", "-s", str(LUA)]
     cmd += [server.url, "--", str(codes)]
     env, peak, deadline = {**os.environ, "BENCH_KEY": key}, 0, time.monotonic() + secs + 60
     if delay_ms:
         env["BENCH_DELAY_MS"] = f"{delay_ms:.3f}"
+    cpu = group_cpu_seconds([server.proc.pid])
     with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) as proc:
         while proc.poll() is None and time.monotonic() < deadline:
             peak = max(peak, group_rss_kb(server.proc.pid))
             time.sleep(0.5)
         proc.kill()  # a no-op when wrk has finished
         out = proc.stdout.read() if proc.stdout else ""
+    cpu = group_cpu_seconds([server.proc.pid]) - cpu
     if proc.wait():
         raise BenchError(f"wrk exited with {proc.returncode} on {server.name}:\n{out}")
-    return parse_wrk(out) | {"rss_kb": peak}
+    return parse_wrk(out) | {"rss_kb": peak, "cpu_s": round(cpu, 2)}
 
 
 def settle(servers: dict[str, tuple[Server, Path, str]], res: Run | None = None) -> None:
@@ -183,7 +191,7 @@ def prepare_gateway(run: Path, opts: Any, env: dict[str, str]) -> tuple[str, str
 def start(app: str, opts: Any, run: Path, env: dict[str, str], probe: Any) -> tuple[Server, Path]:
     """Start ``app``, check that it answers (``probe``: key, listed code); return it, codes."""
     workers = ["--workers", str(opts.workers)]
-    if app == "gateway":
+    if app in GATEWAYS:
         server = Server(app, [sys.executable, "-m", "gateway", "serve", *workers], REPO, env, run)
         server.wait_ready("/healthz", opts.start_timeout)
         key, code = probe
@@ -198,6 +206,20 @@ def start(app: str, opts: Any, run: Path, env: dict[str, str], probe: Any) -> tu
     codes = run / f"{app}_codes.txt"
     codes.write_text("\n".join(json.loads(fetch(server.url + "/codes?n=1000")[1])) + "\n")
     return server, codes
+
+
+def unsynced_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of the gateway without the log's fsync: a copy of the database of its
+    own (SQLite's backup: consistent, log included), so that neither gateway's recording or
+    upkeep touches the other's. Its subject index is built at its start."""
+    source = Path(env["GATEWAY_DB"])
+    copy = source.with_name("unsynced.db")
+    with (
+        contextlib.closing(sqlite3.connect(source)) as src,
+        contextlib.closing(sqlite3.connect(copy)) as dst,
+    ):
+        src.backup(dst)
+    return env | {"GATEWAY_DB": str(copy), "GATEWAY_SYNC": "NORMAL"}
 
 
 def batch_ms(server: Server, key: str, codes: list[str], runs: int) -> list[tuple[float, float]]:
@@ -264,11 +286,14 @@ def bench(opts: Any) -> dict[str, Any]:
     batch: list[tuple[float, float]] = []
     paced: dict[str, Run] = {}
     try:
-        if "gateway" in opts.apps:
+        envs = dict.fromkeys(opts.apps, env)
+        if set(GATEWAYS) & set(opts.apps):
             key, listed = prepare_gateway(run, opts, env)
+        if "gateway-unsynced" in opts.apps:
+            envs["gateway-unsynced"] = unsynced_env(env)
         for app in opts.apps:
-            server, codes = start(app, opts, run, env, (key, listed))
-            servers[app] = server, codes, key if app == "gateway" else ""  # the key: gateway only
+            server, codes = start(app, opts, run, envs[app], (key, listed))
+            servers[app] = server, codes, key if app in GATEWAYS else ""  # the gateways' key
             print(f"{app}: {server.url} pid {server.proc.pid}; warm-up {opts.warmup:g} s")
             run_wrk(wrk, *servers[app], opts, opts.warmup)
         settle(servers)
@@ -281,7 +306,7 @@ def bench(opts: Any) -> dict[str, Any]:
                 extra = f"non-2xx {res['non_2xx']:.0f}, socket errors {res['socket_errors']:.0f}"
                 extra += f"; {res['after_s']:.1f} s, {res['after_cpu_s']:.2f} s CPU"
                 print(ROW.format(app, *(res[f] for f in STATS), res["rss_kb"] // 1024, extra))
-                if app == "gateway" and res["non_2xx"]:
+                if app in GATEWAYS and res["non_2xx"]:
                     raise servers[app][0].failed(f"{res['non_2xx']:.0f} non-2xx responses")
         if "gateway" in opts.apps and opts.paced:
             paced = paced_runs(wrk, servers, rounds["gateway"], opts)
@@ -329,12 +354,20 @@ def main(argv: list[str] | None = None) -> int:
         default="sqlite",
         help="the gateway's store: a SQLite file, or a PostgreSQL server started for the run",
     )
-    add("--apps", default=",".join(APPS), help="comma-separated subset of floor,limit,gateway")
+    add("--apps", default=",".join(APPS[:3]), help="comma-separated subset of " + ",".join(APPS))
+    add(
+        "--unsynced",
+        action="store_true",
+        help="also measure the gateway with GATEWAY_SYNC=NORMAL (no fsync: not durable)",
+    )
     add("--start-timeout", type=float, default=120, help="seconds for a server to be ready")
     add("--out", default=str(REPO / "var" / "bench"), help="output directory")
     opts = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
-    opts.apps = [a for a in APPS if a in opts.apps.split(",")]
+    wanted = opts.apps.split(",") + (["gateway-unsynced"] if opts.unsynced else [])
+    opts.apps = [a for a in APPS if a in wanted]
+    if opts.unsynced and opts.store != "sqlite":
+        parser.error("--unsynced is for the SQLite store (GATEWAY_SYNC)")
     try:
         result = bench(opts)
     except BenchError as exc:

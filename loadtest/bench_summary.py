@@ -11,8 +11,17 @@ from typing import Any
 
 Run = dict[str, float]
 STATS = ("rps", "p50_ms", "p99_ms")
-ROW = "{:8} {:>9,.0f} {:>7.2f} {:>7.2f} {:>7}  {}"
-HEADER = "app          req/s  p50 ms  p99 ms  RSS MB  "
+ROW = "{:16} {:>9,.0f} {:>7.2f} {:>7.2f} {:>7}  {}"
+HEADER = "app                  req/s  p50 ms  p99 ms  RSS MB  "
+#: The ratios reported, where both apps ran: to the references, and the gateway to itself
+#: without the log's fsync (what the durable record costs).
+PAIRS = (
+    ("gateway", "floor"),
+    ("gateway", "limit"),
+    ("limit", "floor"),
+    ("gateway-unsynced", "floor"),
+    ("gateway", "gateway-unsynced"),
+)
 
 
 def summarise(
@@ -22,20 +31,22 @@ def summarise(
     for app, rs in rounds.items():
         apps[app] = {f: round(statistics.median(r[f] for r in rs), 3) for f in STATS}
         apps[app] |= {"peak_rss_mb": max(r["rss_kb"] for r in rs) // 1024, "rounds": rs}
+        if all("cpu_s" in r for r in rs):
+            during = statistics.median(1e6 * r["cpu_s"] / r["requests"] for r in rs)
+            apps[app]["cpu_us_per_request"] = round(during, 1)
         if all("after_cpu_s" in r for r in rs):
             apps[app]["after_cpu_s"] = round(statistics.median(r["after_cpu_s"] for r in rs), 2)
             per_request = statistics.median(1e6 * r["after_cpu_s"] / r["requests"] for r in rs)
             apps[app]["after_cpu_us_per_request"] = round(per_request, 1)
     rps = {app: a["rps"] for app, a in apps.items()}
-    pairs = [p.split("/") for p in ("gateway/floor", "gateway/limit", "limit/floor")]
-    ratios = {f"{a}/{b}": round(rps[a] / rps[b], 3) for a, b in pairs if {a, b} <= rps.keys()}
+    ratios = {f"{a}/{b}": round(rps[a] / rps[b], 3) for a, b in PAIRS if {a, b} <= rps.keys()}
     # Each round's own ratio (the apps measured one after the other, seconds apart): on a
     # machine whose speed drifts between rounds, their median is the steadier figure.
     paired = {
         f"{a}/{b}": sorted(
             ra["rps"] / rb["rps"] for ra, rb in zip(rounds[a], rounds[b], strict=True)
         )
-        for a, b in pairs
+        for a, b in PAIRS
         if {a, b} <= rounds.keys()
     }
     round_ratios = {
@@ -70,6 +81,13 @@ def show(result: dict[str, Any]) -> None:
     for app, a in result["apps"].items():
         each = " ".join(f"{r['rps']:.0f}" for r in a["rounds"])
         print(ROW.format(app, a["rps"], a["p50_ms"], a["p99_ms"], a["peak_rss_mb"], each))
+    during = [
+        f"{app} {a['cpu_us_per_request']:.1f}"
+        for app, a in result["apps"].items()
+        if "cpu_us_per_request" in a
+    ]
+    if during:
+        print(f"CPU a request during the measured runs (µs, median): {', '.join(during)}")
     working_on = [
         f"{app} {a['after_cpu_s']:.2f} s ({a['after_cpu_us_per_request']:.1f} µs a request)"
         for app, a in result["apps"].items()

@@ -29,6 +29,28 @@ def test_each_round_is_compared_within_itself() -> None:
     assert result["round_ratios"] == {"gateway/floor": {"median": 0.9, "min": 0.5, "max": 1.2}}
 
 
+def test_cpu_a_request_and_what_the_durable_record_costs() -> None:
+    """The CPU each app used a request while loaded, and the gateway against itself
+    without the log's fsync (``--unsynced``), round by round."""
+    opts = Namespace(rounds=2, workers=1, batch_size=1000, out="var/bench")
+
+    def loaded(rps: float, cpu_s: float) -> dict[str, float]:
+        return runs(rps)[0] | {"requests": rps * 10, "cpu_s": cpu_s}
+
+    rounds = {
+        "floor": [loaded(16_000, 16.0), loaded(12_000, 12.0)],  # 100 µs a request
+        "gateway": [loaded(12_000, 15.6), loaded(9_000, 11.7)],  # 130
+        "gateway-unsynced": [loaded(16_000, 17.6), loaded(10_000, 11.0)],  # 110
+    }
+    result = bench_summary.summarise(opts, rounds, [])
+    cpu = {app: a["cpu_us_per_request"] for app, a in result["apps"].items()}
+    assert cpu == {"floor": 100.0, "gateway": 130.0, "gateway-unsynced": 110.0}
+    costs = result["round_ratios"]["gateway/gateway-unsynced"]
+    assert costs == {"median": 0.825, "min": 0.75, "max": 0.9}
+    assert result["round_ratios"]["gateway-unsynced/floor"]["min"] == 0.833
+    assert "gateway/limit" not in result["ratios"]  # the limit did not run
+
+
 # wrk's report of a run with stalls: latencies of a second or more are printed in seconds,
 # padded with a space to the column's width.
 STALLED = """Running 10s test @ http://127.0.0.1:37345
