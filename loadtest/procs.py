@@ -21,6 +21,12 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command's name in parentheses (which may
+    hold spaces): the line's 3rd field (state) is the 1st here, its 14th (utime) the 12th."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
 def _members(pgid: int) -> list[int]:
     """The processes of the group and their descendants: a server, its workers and what
     they started in sessions of their own (the gateway's sync process, one a worker)."""
@@ -28,8 +34,7 @@ def _members(pgid: int) -> list[int]:
     found: set[int] = set()
     for name in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError, ValueError, IndexError):
-            # after the command's name in parentheses: state, ppid, pgrp
-            fields = Path(f"/proc/{name}/stat").read_text().rpartition(")")[2].split()
+            fields = _stat(name)  # state, ppid, pgrp, ...
             parents[int(name)] = int(fields[1])
             if int(fields[2]) == pgid:
                 found.add(int(name))
@@ -63,10 +68,8 @@ def group_cpu_seconds(pgids: Iterable[int]) -> float:
     for pgid in pgids:
         for pid in _members(pgid):
             with contextlib.suppress(OSError, ValueError, IndexError):
-                # after the command's name in parentheses (which may hold spaces): the
-                # 14th and 15th fields of the line are the 12th and 13th here
-                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-                ticks += int(fields[11]) + int(fields[12])
+                fields = _stat(pid)
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / TICKS
 
 
