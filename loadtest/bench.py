@@ -40,6 +40,8 @@ GRANIAN = str(Path(sys.executable).parent / "granian")  # the venv's, beside its
 #: record costs, measured in the same run.
 APPS = ("floor", "limit", "gateway", "gateway-unsynced")
 GATEWAYS = ("gateway", "gateway-unsynced")
+#: What ``--apps`` measures unless told otherwise (``--unsynced`` adds the fourth).
+DEFAULT_APPS = ("floor", "limit", "gateway")
 #: What is read off wrk's output (latencies in ms)
 WRK = {"rps": r"^Requests/sec:\s+([\d.]+)", "requests": r"^\s+(\d+) requests in"}
 WRK |= {f"p{p}_ms": rf"^\s+{p}%\s+([\d.]+[a-z]+)\s*$" for p in (50, 99)}
@@ -354,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         default="sqlite",
         help="the gateway's store: a SQLite file, or a PostgreSQL server started for the run",
     )
-    add("--apps", default=",".join(APPS[:3]), help="comma-separated subset of " + ",".join(APPS))
+    subset = "comma-separated subset of " + ",".join(APPS)
+    add("--apps", default=",".join(DEFAULT_APPS), help=subset)
     add(
         "--unsynced",
         action="store_true",
