@@ -26,6 +26,38 @@ import sys
 
 MODULE = "gateway.logsync"
 
+#: Descriptors of database files opened to be synced or read, by path and inode.
+_HELD: dict[tuple[str, int], int] = {}
+
+
+def held_open(path: str | os.PathLike[str]) -> int:
+    """A descriptor of a database file ``path`` (read-write: the database, its ``-shm``),
+    opened once in this process and not closed while that file is in use.
+
+    Closing any descriptor of a file drops every POSIX lock the process holds on it, those
+    of its SQLite connections included: a worker that opened the database (or its shared
+    memory index) to sync or read it and closed it again would let another process
+    believe itself the only one connected, reset the index or delete the write-ahead log
+    under the worker's feet (SQLite's "How To Corrupt", 2.2; seen here as "database disk
+    image is malformed" with two workers). SQLite keeps such descriptors open for the same
+    reason. A descriptor of a file since deleted or replaced is closed (the locks of
+    another inode are not touched) when a new one is opened."""
+    name = os.fspath(path)
+    inode = os.stat(name).st_ino
+    fd = _HELD.get((name, inode))
+    if fd is not None:
+        return fd
+    for held_path, held_inode in list(_HELD):
+        try:
+            current = os.stat(held_path).st_ino
+        except FileNotFoundError:
+            current = -1
+        if current != held_inode:  # not the file at that path any more: none of its locks
+            os.close(_HELD.pop((held_path, held_inode)))
+    fd = os.open(name, os.O_RDWR | os.O_CLOEXEC)
+    _HELD[(name, os.fstat(fd).st_ino)] = fd
+    return fd
+
 
 class LogFile:
     """The log of the database at ``path``, synced on demand (``fdatasync``).
@@ -43,11 +75,7 @@ class LogFile:
         try:
             inode = os.stat(wal).st_ino
         except FileNotFoundError:
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            os.fsync(held_open(self.path))  # never closed: see held_open
             return
         if self._fd is None or os.fstat(self._fd).st_ino != inode:
             self.close()

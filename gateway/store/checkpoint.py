@@ -53,6 +53,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from gateway.logsync import held_open
+
 #: Bytes written back per step, and the longest pause after a step that wrote.
 STEP: Final = 4 * 1024 * 1024
 MAX_PAUSE: Final = 0.005
@@ -88,22 +90,19 @@ def write_back(path: Path, step: int = STEP, max_pause: float = MAX_PAUSE) -> fl
     """Write ``path``'s dirty pages to disk ``step`` bytes at a time, then ``fdatasync``;
     return the seconds spent writing (pauses excluded)."""
     assert _SYNC_FILE_RANGE is not None
-    fd = os.open(path, os.O_RDWR)
+    fd = held_open(path)  # never closed: closing would drop the process's SQLite locks
     writing = 0.0
-    try:
-        size = os.fstat(fd).st_size
-        for offset in range(0, size, step):
-            started = time.perf_counter()
-            if _SYNC_FILE_RANGE(fd, offset, step, _WAIT_BEFORE | _WRITE | _WAIT_AFTER) != 0:
-                error = ctypes.get_errno()
-                raise OSError(error, os.strerror(error), str(path))
-            took = time.perf_counter() - started
-            writing += took
-            if took > 0.0005:  # the step wrote: let the log's fsyncs through
-                time.sleep(min(took, max_pause))
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
+    size = os.fstat(fd).st_size
+    for offset in range(0, size, step):
+        started = time.perf_counter()
+        if _SYNC_FILE_RANGE(fd, offset, step, _WAIT_BEFORE | _WRITE | _WAIT_AFTER) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error), str(path))
+        took = time.perf_counter() - started
+        writing += took
+        if took > 0.0005:  # the step wrote: let the log's fsyncs through
+            time.sleep(min(took, max_pause))
+    os.fdatasync(fd)
     return writing
 
 
@@ -122,9 +121,8 @@ def log_in_use(path: Path) -> int:
     """Bytes of the write-ahead log holding frames not yet overwritable: the frames since
     its last restart (``mxFrame`` of the wal-index header), 0 without a log. Not the
     file's size, which stays at its largest after a restart."""
-    try:
-        with open(f"{path}-shm", "rb") as shm:
-            header = shm.read(_WAL_INDEX.size)
+    try:  # a descriptor kept open: closing one would drop the process's SQLite locks on it
+        header = os.pread(held_open(f"{path}-shm"), _WAL_INDEX.size, 0)
     except FileNotFoundError:
         return 0
     if len(header) < _WAL_INDEX.size:

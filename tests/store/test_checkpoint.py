@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -186,3 +188,37 @@ def test_the_stores_own_commits_leave_a_log_under_its_limit_to_the_paced_checkpo
             assert db.stat().st_size == size  # nothing checkpointed
 
     asyncio.run(scenario())
+
+
+_SHM_DEAD_MAN_SWITCH = 128  # the -shm byte every connection holds a shared lock on (wal.c)
+
+
+def _taken_elsewhere(path: Path, offset: int) -> bool:
+    """Whether another process is refused an exclusive POSIX lock on ``path``'s byte."""
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n"
+        "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))\n"
+        "except OSError:\n"
+        "    sys.exit(1)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(path), str(offset)], timeout=30)
+    return done.returncode == 1
+
+
+def test_reading_and_syncing_the_files_keeps_the_connections_locks(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops the process's POSIX locks on it, SQLite's
+    included: another process would then think itself alone and reset the shared index
+    (the "database disk image is malformed" of two workers). What the upkeep and the
+    record log's store syncer read and sync in a worker must leave the locks held."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db)
+    with CheckWriter(db, synchronous="NORMAL") as writer:
+        writer.write([check(n, caller.caller_id) for n in range(1, 50)])
+        shm = Path(f"{db}-shm")
+        assert _taken_elsewhere(shm, _SHM_DEAD_MAN_SWITCH)  # the writer's connection holds it
+        assert wal_checkpoint.log_in_use(db) > 0
+        wal_checkpoint.write_back(db)
+        writer.sync_wal()
+        assert _taken_elsewhere(shm, _SHM_DEAD_MAN_SWITCH)
