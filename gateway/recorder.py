@@ -28,6 +28,13 @@ the record is durable. Three paths lead there:
   to a thread that waits for the lock, inserts and commits (with its own
   fsync when durable), taking everything queued meanwhile as the next batch.
 
+With a ``record_log_factory`` (SQLite, durable: the default) the inline path needs no
+fsync of SQLite's log at all: once committed, a turn's records are written as one frame
+to the worker's **record log** (``gateway.recordlog``), a file written in place with
+``O_DSYNC``, and acknowledged when that write returns, in the loop's thread (about
+0.1 ms, against 0.4-0.9 ms from asking the sync process to hearing its answer). The
+sync process is then not started; it remains for when the log cannot be opened.
+
 The queue is bounded: when full, ``submit`` raises :class:`RecorderFull`
 and the caller answers 503 with ``Retry-After``; nothing is dropped silently.
 If a batch cannot be committed its futures fail, so no caller is told a
@@ -53,6 +60,7 @@ from typing import Protocol
 from gateway import logsync, upkeep
 from gateway.model import CheckRecord, FeedbackRecord
 from gateway.pipeline import BatchWriter, Pipeline, whole_groups
+from gateway.recordlog import RecordLog
 from gateway.syncprocess import Syncer, SyncProcess
 from gateway.walsync import WalSyncer
 
@@ -156,6 +164,7 @@ class Recorder:
         batch_writer_factory: Callable[[], Awaitable[BatchWriter]] | None = None,
         async_upkeep_factory: Callable[[], Awaitable[upkeep.AsyncUpkeep]] | None = None,
         sync_command: Callable[[Path], list[str]] | None = logsync.command,
+        record_log_factory: Callable[[InlineWriter], RecordLog] | None = None,
     ) -> None:
         if (writer_factory is None) == (batch_writer_factory is None):
             raise ValueError("give a writer_factory or a batch_writer_factory, not both")
@@ -171,6 +180,9 @@ class Recorder:
         self._syncer: Syncer[Pending] | None = None
         #: The sync process's command line for the database's path; None: the thread.
         self._sync_command = sync_command
+        self._record_log_factory = record_log_factory
+        #: Where a durable inline commit's records are made durable, if not by a syncer.
+        self.record_log: RecordLog | None = None
         self._turn: list[Pending] = []
         self._turn_scheduled = False
         self._busy_since: float | None = None
@@ -228,8 +240,19 @@ class Recorder:
         if self._inline_factory is not None:
             self._inline = await asyncio.to_thread(self._inline_factory)
             if self._durable:
-                self._syncer = self._start_syncer()
+                self.record_log = await self._open_record_log(self._inline)
+                if self.record_log is None:
+                    self._syncer = self._start_syncer()
         self._start_accepting()
+
+    async def _open_record_log(self, inline: InlineWriter) -> RecordLog | None:
+        if self._record_log_factory is None:
+            return None
+        try:
+            return await asyncio.to_thread(self._record_log_factory, inline)
+        except OSError as exc:
+            log.error("no record log (%s): the store's log is fsynced for every batch", exc)
+            return None
 
     def _start_syncer(self) -> Syncer[Pending]:
         assert self._loop is not None
@@ -363,7 +386,14 @@ class Recorder:
             self._lock_busy(batch)
             return
         self._busy_since = None
-        if self._syncer is None:
+        if self.record_log is not None:
+            try:
+                self.record_log.write(checks, feedback)
+            except Exception as exc:  # neither the frame nor the store's fsync: not durable
+                self._failed(batch, exc)
+                return
+            self._committed(batch, inserted)
+        elif self._syncer is None:
             self._committed(batch, inserted)
         else:
             self._syncer.after_sync(batch, inserted)
@@ -384,6 +414,9 @@ class Recorder:
         if self._syncer is not None:
             await self._syncer.stop()
             self._syncer = None
+        if self.record_log is not None:
+            self.record_log.close()
+            self.record_log = None
         if self._inline is not None:
             self._inline.close()
             self._inline = None

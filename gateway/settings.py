@@ -82,6 +82,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: SQLite synchronous mode of the check recorder: FULL survives power loss, NORMAL
     #: survives a crash of the process.
     sync: Literal["FULL", "NORMAL"] = "FULL"
+    #: With SQLite and ``sync`` FULL: MiB of each worker's record log (``<db>.records/``), a
+    #: ring where a turn's checks are made durable by one write before they are answered
+    #: (see gateway.recordlog); 0: SQLite's own log is fsynced instead, by a sync process.
+    record_log_mb: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 32
     #: Checks and feedback waiting for their commit before new ones get 503.
     recorder_queue: Annotated[int, msgspec.Meta(ge=1)] = 20_000
     #: Seconds between two reads of the change log.

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 import asyncpg
 
-from gateway.recorder import Recorder
+from gateway.model import CheckRecord, FeedbackRecord
+from gateway.recorder import InlineWriter, Recorder
+from gateway.recordlog import SYNC_INTERVAL, RecordLog
 from gateway.settings import Settings, db_label, is_postgres_url
 from gateway.store.checks import CheckWriter
 from gateway.store.errors import StoreUnavailable
@@ -53,11 +56,12 @@ async def open_store(db: str) -> AnyStore:
 def recorder_for(settings: Settings, on_batch: Callable[[int, float], None]) -> Recorder:
     """The recorder of a worker whose store is ``settings.db``.
 
-    SQLite: commits in the loop's thread without an fsync, the log fsynced once for many
-    by the worker's sync process when ``sync`` is FULL, a writer thread for when the file's lock is
-    held elsewhere, the upkeep on a thread. PostgreSQL: batches pipelined on the writer's
-    own connections, durable when the server's commit returns, the upkeep awaited in the
-    loop (see ``gateway.recorder``)."""
+    SQLite: commits in the loop's thread without an fsync, made durable (``sync`` FULL)
+    by a frame in the worker's record log (``<db>.records/``; with ``record_log_mb`` 0,
+    by the worker's sync process fsyncing SQLite's log once for many), a writer thread
+    for when the file's lock is held elsewhere, the upkeep on a thread. PostgreSQL:
+    batches pipelined on the writer's own connections, durable when the server's commit
+    returns, the upkeep awaited in the loop (see ``gateway.recorder``)."""
     db = settings.db
     if is_postgres_url(db):
         return Recorder(
@@ -71,12 +75,43 @@ def recorder_for(settings: Settings, on_batch: Callable[[int, float], None]) -> 
         lambda: CheckWriter(db, synchronous=settings.sync).open(),
         upkeep_factory=lambda: Maintenance(db),
         max_queue=settings.recorder_queue,
-        # Commits in the loop's thread need no fsync of their own: with FULL, the
-        # worker's sync process fsyncs the log once for many before anyone is answered.
+        # Commits in the loop's thread need no fsync of their own: with FULL, their
+        # records are written to the record log (or SQLite's log is fsynced by the sync
+        # process) before anyone is answered.
         inline_factory=lambda: CheckWriter(db, synchronous="NORMAL").open(),
         durable=settings.sync == "FULL",
         on_batch=on_batch,
+        record_log_factory=record_log_opener(db, settings.record_log_mb << 20)
+        if settings.record_log_mb
+        else None,
     )
+
+
+def records_directory(db: str) -> Path:
+    """Where the record logs of the workers on SQLite file ``db`` are (``<db>.records``)."""
+    return Path(f"{db}.records")
+
+
+def record_log_opener(
+    db: str, ring_bytes: int, sync_interval: float = SYNC_INTERVAL
+) -> Callable[[InlineWriter], RecordLog]:
+    """Open a worker's record log, first recovering what free slots hold into ``db`` (with
+    an fsync at each commit, so that the records are durable before the slot is reused)."""
+
+    def restore(checks: list[CheckRecord], feedback: list[FeedbackRecord]) -> None:
+        with CheckWriter(db, synchronous="FULL") as writer:
+            writer.restore(checks, feedback)
+
+    def open_log(inline: InlineWriter) -> RecordLog:
+        return RecordLog.open(
+            records_directory(db),
+            ring_bytes=ring_bytes,
+            sync_store=inline.sync_wal,
+            restore=restore,
+            sync_interval=sync_interval,
+        )
+
+    return open_log
 
 
 def listener_for(db: str) -> Callable[[Callable[[], None]], Listener] | None:

@@ -36,11 +36,13 @@ _ROWS_PER_INSERT: Final = 500
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_checks_sql(rows: int) -> str:
+def _insert_checks_sql(rows: int, *, or_ignore: bool = False) -> str:
     """One multi-row INSERT: a whole batch in one sqlite3_step, so the writer thread
     gives up and takes back the GIL once per batch, not once per check (each time
-    it must wait for the busy event loop to let go of it)."""
-    return _INSERT_CHECK + ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
+    it must wait for the busy event loop to let go of it). ``or_ignore``: checks already
+    stored are left as they are (a recovery from the record log)."""
+    sql = _INSERT_CHECK + ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
+    return sql.replace("INSERT", "INSERT OR IGNORE", 1) if or_ignore else sql
 
 
 FEEDBACK_COLUMNS: Final = (
@@ -163,6 +165,16 @@ class CheckWriter:
             schema.begin_immediate(conn, self.busy_timeout_ms)
             return self._insert_and_commit(conn, checks, feedback)
 
+    def restore(self, checks: Sequence[CheckRecord], feedback: Sequence[FeedbackRecord]) -> None:
+        """As :meth:`write`, for records recovered from the record log: those already
+        stored (the most, usually) are left as they are; the rest are inserted."""
+        if not checks and not feedback:
+            return
+        with self._lock:
+            conn = self._connect()
+            schema.begin_immediate(conn, self.busy_timeout_ms)
+            self._insert_and_commit(conn, checks, feedback, or_ignore=True)
+
     def try_write(
         self, checks: Sequence[CheckRecord], feedback: Sequence[FeedbackRecord] = ()
     ) -> list[bool] | None:
@@ -186,12 +198,14 @@ class CheckWriter:
         conn: sqlite3.Connection,
         checks: Sequence[CheckRecord],
         feedback: Sequence[FeedbackRecord],
+        *,
+        or_ignore: bool = False,
     ) -> list[bool]:
         try:
             for start in range(0, len(checks), _ROWS_PER_INSERT):
                 chunk = checks[start : start + _ROWS_PER_INSERT]
                 conn.execute(
-                    _insert_checks_sql(len(chunk)),
+                    _insert_checks_sql(len(chunk), or_ignore=or_ignore),
                     [value for c in chunk for value in check_params(c)],
                 )
             inserted = [
