@@ -101,6 +101,16 @@ RECORDER_SYNC_BY_THREAD = Gauge(
     "1 while the worker fsyncs the log from a thread: its sync process could not run.",
     multiprocess_mode="liveall",
 )
+RECORD_LOG_STALLS = Counter(
+    "gateway_record_log_stalls",
+    "Writes to the record log that first waited for an fsync of the store: the ring was "
+    "full of frames not yet durable in the store (the disk behind, or the ring too small).",
+)
+RECORD_LOG_FALLBACKS = Counter(
+    "gateway_record_log_fallbacks",
+    "Batches made durable by an fsync of the store because their frame could not be "
+    "written to the record log (an I/O error, or more records than the ring holds).",
+)
 SNAPSHOT_VERSION = Gauge(
     "gateway_snapshot_version",
     "Change-log sequence number the worker's snapshot is at.",
@@ -221,6 +231,7 @@ class Metrics:
     def __init__(self) -> None:
         self.tally = Tally()
         self._catalog = ""
+        self._record_log_counts = (0, 0)  # (stalls, fallbacks) already counted
 
     def flush(self) -> None:
         """Add what was tallied to the exported metrics, and start a new tally."""
@@ -256,8 +267,13 @@ class Metrics:
         catalog_version: str,
         degraded: bool = False,
         sync_by_thread: bool = False,
+        record_log_stalls: int = 0,
+        record_log_fallbacks: int = 0,
     ) -> None:
         RECORDER_QUEUE.set(queue_depth)
+        RECORD_LOG_STALLS.inc(record_log_stalls - self._record_log_counts[0])
+        RECORD_LOG_FALLBACKS.inc(record_log_fallbacks - self._record_log_counts[1])
+        self._record_log_counts = (record_log_stalls, record_log_fallbacks)
         RECORDER_SYNC_BY_THREAD.set(1 if sync_by_thread else 0)
         DEGRADED.set(1 if degraded else 0)
         SNAPSHOT_VERSION.set(snapshot_version)

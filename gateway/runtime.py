@@ -144,6 +144,7 @@ class Runtime:
             )
             self.metrics.set_feedback_backlog(pending, overdue)
         lag = max(0, await self.store.last_change_seq() - self.snapshot.version)
+        record_log = self.recorder.record_log
         self.metrics.set_state(
             queue_depth=self.recorder.depth,
             snapshot_version=self.snapshot.version,
@@ -153,6 +154,8 @@ class Runtime:
             catalog_version=self.catalog.version,
             degraded=self.service.degraded,
             sync_by_thread=self.recorder.sync_by_thread,
+            record_log_stalls=record_log.stalls if record_log else 0,
+            record_log_fallbacks=record_log.store_syncs if record_log else 0,
         )
         self.metrics.flush()
 
