@@ -37,9 +37,17 @@ HOST = "127.0.0.1"
 GRANIAN = str(Path(sys.executable).parent / "granian")  # the venv's, beside its python
 #: ``gateway-unsynced`` (with ``--unsynced``): the gateway on a copy of the same database with
 #: ``GATEWAY_SYNC=NORMAL``, committing without the log's fsync (not durable): what the durable
-#: record costs, measured in the same run.
-APPS = ("floor", "limit", "gateway", "gateway-unsynced")
-GATEWAYS = ("gateway", "gateway-unsynced")
+#: record costs, measured in the same run. ``gateway-walsync`` (``--apps``): the gateway on a
+#: copy with ``GATEWAY_RECORD_LOG_MB=0``, durable by fsyncs of SQLite's log (by its sync
+#: process) instead of its record log: the durable path before the record log.
+APPS = ("floor", "limit", "gateway", "gateway-walsync", "gateway-unsynced")
+#: The gateway variants, and the environment each adds to the gateway's (on a copy of its
+#: database, so that neither's recording or upkeep touches the other's).
+VARIANTS = {
+    "gateway-walsync": {"GATEWAY_RECORD_LOG_MB": "0"},
+    "gateway-unsynced": {"GATEWAY_SYNC": "NORMAL"},
+}
+GATEWAYS = ("gateway", *VARIANTS)
 #: What ``--apps`` measures unless told otherwise (``--unsynced`` adds the fourth).
 DEFAULT_APPS = ("floor", "limit", "gateway")
 #: What is read off wrk's output (latencies in ms)
@@ -210,18 +218,18 @@ def start(app: str, opts: Any, run: Path, env: dict[str, str], probe: Any) -> tu
     return server, codes
 
 
-def unsynced_env(env: dict[str, str]) -> dict[str, str]:
-    """The environment of the gateway without the log's fsync: a copy of the database of its
-    own (SQLite's backup: consistent, log included), so that neither gateway's recording or
-    upkeep touches the other's. Its subject index is built at its start."""
+def variant_env(env: dict[str, str], app: str) -> dict[str, str]:
+    """The environment of a variant of the gateway (:data:`VARIANTS`): a copy of the database
+    of its own (SQLite's backup: consistent, log included). Its subject index is built at
+    its start."""
     source = Path(env["GATEWAY_DB"])
-    copy = source.with_name("unsynced.db")
+    copy = source.with_name(f"{app}.db")
     with (
         contextlib.closing(sqlite3.connect(source)) as src,
         contextlib.closing(sqlite3.connect(copy)) as dst,
     ):
         src.backup(dst)
-    return env | {"GATEWAY_DB": str(copy), "GATEWAY_SYNC": "NORMAL"}
+    return env | {"GATEWAY_DB": str(copy)} | VARIANTS[app]
 
 
 def batch_ms(server: Server, key: str, codes: list[str], runs: int) -> list[tuple[float, float]]:
@@ -291,8 +299,8 @@ def bench(opts: Any) -> dict[str, Any]:
         envs = dict.fromkeys(opts.apps, env)
         if set(GATEWAYS) & set(opts.apps):
             key, listed = prepare_gateway(run, opts, env)
-        if "gateway-unsynced" in opts.apps:
-            envs["gateway-unsynced"] = unsynced_env(env)
+        for app in VARIANTS.keys() & set(opts.apps):
+            envs[app] = variant_env(env, app)
         for app in opts.apps:
             server, codes = start(app, opts, run, envs[app], (key, listed))
             servers[app] = server, codes, key if app in GATEWAYS else ""  # the gateways' key
@@ -369,8 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     wanted = opts.apps.split(",") + (["gateway-unsynced"] if opts.unsynced else [])
     opts.apps = [a for a in APPS if a in wanted]
-    if opts.unsynced and opts.store != "sqlite":
-        parser.error("--unsynced is for the SQLite store (GATEWAY_SYNC)")
+    if VARIANTS.keys() & set(opts.apps) and opts.store != "sqlite":
+        parser.error("the gateway's variants are for the SQLite store")
     try:
         result = bench(opts)
     except BenchError as exc:
