@@ -77,16 +77,16 @@ SYNC_INTERVAL: Final = 0.05
 def _open_direct(path: Path) -> int:
     flags = os.O_RDWR | os.O_CREAT | os.O_DSYNC
     try:
-        return os.open(path, flags | os.O_DIRECT, 0o644)
+        return os.open(path, flags | os.O_DIRECT, 0o600)
     except OSError as exc:  # tmpfs and some others refuse O_DIRECT: O_DSYNC alone
         if exc.errno != errno.EINVAL:
             raise
-        return os.open(path, flags, 0o644)
+        return os.open(path, flags, 0o600)
 
 
 def _try_lock(path: Path) -> int | None:
     """An open descriptor of ``path`` holding its exclusive lock, or None if held elsewhere."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -102,6 +102,7 @@ def test_a_crashed_workers_records_are_recovered_once_by_the_next(tmp_path: Path
     frames = frames_of(5, 3)
     slot = crash_after_writing(directory, frames)
     assert slot == directory / "slot-0.log"
+    assert slot.stat().st_mode & 0o777 == 0o600  # checks as recorded: the owner's alone
 
     store = Store()
     log = open_log(directory, store)
