@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 
 MODULE = "gateway.logsync"
 
@@ -69,8 +70,15 @@ class LogFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd: int | None = None
+        # The record log's store syncer and the event loop may both sync: one reopening the
+        # log must not close a descriptor the other is about to use (or that was reused).
+        self._lock = threading.Lock()
 
     def sync(self) -> None:
+        with self._lock:
+            self._sync()
+
+    def _sync(self) -> None:
         wal = f"{self.path}-wal"
         try:
             inode = os.stat(wal).st_ino
@@ -78,7 +86,7 @@ class LogFile:
             os.fsync(held_open(self.path))  # never closed: see held_open
             return
         if self._fd is None or os.fstat(self._fd).st_ino != inode:
-            self.close()
+            self._close()
             self._fd = os.open(wal, os.O_RDONLY)
             # A log SQLite has just created: its name must be on disk too, once.
             os.fsync(self._fd)
@@ -94,6 +102,10 @@ class LogFile:
         os.fdatasync(self._fd)
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
