@@ -51,7 +51,7 @@ import mmap
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -96,6 +96,56 @@ def _try_lock(path: Path) -> int | None:
         os.close(fd)
         raise
     return fd
+
+
+@contextlib.contextmanager
+def _held(lock_path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` of ``lock_path`` for the block (waiting for it)."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _bind(directory: Path, store: str) -> None:
+    """Make ``directory`` the record log of the store ``store``: a directory of another
+    store (a database made anew at the same path) is moved aside, not recovered into this
+    one; a new one is marked with ``store`` before any slot is written."""
+    identity = directory / "store"
+    try:
+        found = identity.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        found = ""
+    if found and found != store:
+        aside = directory.with_name(f"{directory.name}.{found}")
+        log.warning(
+            "record log %s is of another store (%s): moved to %s, not recovered into this one",
+            directory,
+            found,
+            aside,
+        )
+        directory.rename(aside)
+        found = ""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not found:
+        partial = directory / "store.new"
+        with partial.open("w", encoding="ascii") as out:
+            out.write(store + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        partial.replace(identity)
+        _fsync_directory(directory)
+        _fsync_directory(directory.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class RecordLog:
@@ -147,14 +197,29 @@ class RecordLog:
         cls,
         directory: Path,
         *,
+        store: str,
         ring_bytes: int,
         sync_store: Callable[[], None],
         restore: Restore,
         sync_interval: float = SYNC_INTERVAL,
     ) -> RecordLog:
         """Take the first free slot of ``directory``, after recovering it and every other
-        free slot into the store (``restore``)."""
-        directory.mkdir(parents=True, exist_ok=True)
+        free slot into the store (``restore``), whose identity is ``store``."""
+        with _held(directory.with_name(f"{directory.name}.lock")):  # one worker at a time
+            _bind(directory, store)
+            taken = cls._take_slot(directory, ring_bytes, sync_store, restore, sync_interval)
+            _fsync_directory(directory)  # a slot made now: its name on disk before its frames
+            return taken
+
+    @classmethod
+    def _take_slot(
+        cls,
+        directory: Path,
+        ring_bytes: int,
+        sync_store: Callable[[], None],
+        restore: Restore,
+        sync_interval: float,
+    ) -> RecordLog:
         own: tuple[Path, int, int] | None = None
         number = 0
         try:

@@ -19,6 +19,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -109,6 +110,11 @@ def prepare(out: Path, entries: int) -> tuple[Path, str, Path]:
     if not meta.exists():
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
+        for records in out.glob(f"{db.name}.records*"):  # an older store's record log
+            if records.is_dir():
+                shutil.rmtree(records)
+            else:
+                records.unlink()
         print(f"generating {entries:,} entries into {db} ...")
         listed = populate(db, entries)
         key = create_key(env, "bench", "check")

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -151,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
+    for records in out.glob("gateway.db.records*"):  # the last run's record log: of its store
+        if records.is_dir():
+            shutil.rmtree(records)
+        else:
+            records.unlink()
     db = out / "gateway.db"
     env = {**os.environ, "GATEWAY_DB": str(db)}
     server = None

@@ -1,9 +1,9 @@
 """A worker that writes records to its record log and dies without closing it (a crash).
 
-``python -m tests.recordlog_child DIRECTORY RECORDS [LAP_BYTES]``: ``RECORDS`` is a
-msgpack file of lists of checks, one list a frame. The store's fsync never returns (as
-if the store lost everything not yet fsynced when the worker died): only the log holds
-the records. Prints the slot's path.
+``python -m tests.recordlog_child DIRECTORY STORE RECORDS``: ``STORE`` is the store's
+identity, ``RECORDS`` a msgpack file of lists of checks, one list a frame. The store's
+fsync never returns (as if the store lost everything not yet fsynced when the worker
+died): only the log holds the records. Prints the slot's path.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from gateway.recordlog import RecordLog
 
 
 def main() -> None:
-    directory, records = Path(sys.argv[1]), Path(sys.argv[2])
-    ring_bytes = int(sys.argv[3]) if len(sys.argv) > 3 else 1 << 20
+    directory, store, records = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     frames = msgspec.msgpack.decode(records.read_bytes(), type=list[list[CheckRecord]])
     never = threading.Event()
     log = RecordLog.open(
-        directory, ring_bytes=ring_bytes, sync_store=never.wait, restore=lambda c, f: None
+        directory,
+        store=store,
+        ring_bytes=1 << 20,
+        sync_store=never.wait,
+        restore=lambda c, f: None,
     )
     for frame in frames:
         log.write(frame, [])

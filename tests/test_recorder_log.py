@@ -97,7 +97,9 @@ def test_checks_only_a_crashed_workers_log_held_are_answered_after_a_restart(
     fields: dict[str, Any] = msgspec.structs.asdict(stored)
     kept = {name: fields[name] for name in CheckRecord.__struct_fields__}
     lost = [CheckRecord(**{**kept, "check_id": uuid7()}) for _ in range(3)]
-    crash_after_writing(records_directory(str(seeded.path)), [lost[:2], lost[2:]])
+    with CheckWriter(seeded.path) as writer:
+        store_id = writer.store_identity()
+    crash_after_writing(records_directory(str(seeded.path)), [lost[:2], lost[2:]], store_id)
 
     with TestClient(create_app(settings)) as client:
         for record in lost:

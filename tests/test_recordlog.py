@@ -54,9 +54,18 @@ class Store:
         self.restored.extend(f"feedback:{f.check_id}" for f in feedback)
 
 
-def open_log(directory: Path, store: Store, ring_bytes: int = 1 << 20) -> RecordLog:
+STORE_ID = "0123456789abcdef0123456789abcdef"
+
+
+def open_log(
+    directory: Path, store: Store, ring_bytes: int = 1 << 20, store_id: str = STORE_ID
+) -> RecordLog:
     return RecordLog.open(
-        directory, ring_bytes=ring_bytes, sync_store=store.sync, restore=store.restore
+        directory,
+        store=store_id,
+        ring_bytes=ring_bytes,
+        sync_store=store.sync,
+        restore=store.restore,
     )
 
 
@@ -66,12 +75,15 @@ def slow_store() -> Store:
     return store
 
 
-def crash_after_writing(directory: Path, frames: list[list[CheckRecord]]) -> Path:
+def crash_after_writing(
+    directory: Path, frames: list[list[CheckRecord]], store_id: str = STORE_ID
+) -> Path:
     """Run a worker that writes ``frames`` and is gone without closing; its slot."""
     records = directory.parent / f"{directory.name}-frames.msgpack"
     records.write_bytes(msgspec.msgpack.encode(frames))
+    child = ["-m", "tests.recordlog_child", str(directory), store_id, str(records)]
     done = subprocess.run(
-        [sys.executable, "-m", "tests.recordlog_child", str(directory), str(records)],
+        [sys.executable, *child],
         capture_output=True,
         text=True,
         check=True,
@@ -113,6 +125,21 @@ def test_a_crashed_workers_records_are_recovered_once_by_the_next(tmp_path: Path
     again = Store()
     open_log(directory, again).close()
     assert again.restored == []  # recovered once: a marker covers it now
+
+
+def test_the_records_of_another_store_are_moved_aside_not_recovered(tmp_path: Path) -> None:
+    directory = tmp_path / "g.db.records"
+    crash_after_writing(directory, frames_of(2, 1), store_id="a" * 32)  # the old database's
+    store = Store()
+    log = open_log(directory, store, store_id="b" * 32)  # a database made anew at the path
+    assert store.restored == []
+    assert log.path == directory / "slot-0.log"
+    log.close()
+    aside = tmp_path / f"g.db.records.{'a' * 32}"
+    assert (aside / "slot-0.log").exists()  # kept, for whoever wants it
+    found = Store()
+    recover(aside / "slot-0.log", found.restore)
+    assert found.restored == ids(frames_of(2, 1))
 
 
 def test_records_and_feedback_written_are_what_a_crash_leaves(tmp_path: Path) -> None:

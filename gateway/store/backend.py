@@ -103,8 +103,11 @@ def record_log_opener(
             writer.restore(checks, feedback)
 
     def open_log(inline: InlineWriter) -> RecordLog:
+        with CheckWriter(db) as writer:
+            store = writer.store_identity()
         return RecordLog.open(
             records_directory(db),
+            store=store,
             ring_bytes=ring_bytes,
             sync_store=inline.sync_wal,
             restore=restore,

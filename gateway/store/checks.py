@@ -165,6 +165,12 @@ class CheckWriter:
             schema.begin_immediate(conn, self.busy_timeout_ms)
             return self._insert_and_commit(conn, checks, feedback)
 
+    def store_identity(self) -> str:
+        """The store's identity: random, made when the database was created."""
+        with self._lock:
+            (identity,) = self._connect().execute("SELECT id FROM store_identity").fetchone()
+        return str(identity)
+
     def restore(self, checks: Sequence[CheckRecord], feedback: Sequence[FeedbackRecord]) -> None:
         """As :meth:`write`, for records recovered from the record log: those already
         stored (the most, usually) are left as they are; the rest are inserted."""

@@ -257,6 +257,16 @@ DROP TABLE subject_checks;
 DROP TABLE subject_checks_mark;
 """
 
+# Version 7: the store's identity, random, made once. The record log beside a SQLite file
+# (gateway.recordlog) is bound to it: a database made anew at the same path is not given
+# the records of the one it replaced.
+_V7 = """
+CREATE TABLE store_identity (
+    id  TEXT PRIMARY KEY
+);
+INSERT INTO store_identity (id) VALUES (lower(hex(randomblob(16))));
+"""
+
 #: Every migration, in order. Append only.
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _V1),
@@ -265,4 +275,5 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (4, _V4),
     (5, _V5),
     (6, _V6),
+    (7, _V7),
 )

@@ -35,7 +35,7 @@ from gateway.store.schema import current_version
 
 #: Tables in the order they are copied (a table after those it refers to), with the
 #: columns that order their rows. ``schema_migrations`` is not copied: the target is
-#: migrated to the same version.
+#: migrated to the same version; nor ``store_identity``: the copy is another store.
 TABLES: Final = (
     ("callers", "caller_id"),
     ("api_keys", "key_id"),
@@ -120,7 +120,7 @@ def _source_tables(source: sqlite3.Connection) -> set[str]:
         for (name,) in source.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         )
-    } - {"schema_migrations"}
+    } - {"schema_migrations", "store_identity"}  # each store keeps its own identity
 
 
 async def _refuse_unless_empty(conn: asyncpg.Connection) -> None:

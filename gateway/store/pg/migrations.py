@@ -357,6 +357,15 @@ _V6: Final = """
 SELECT 1;
 """
 
+# Version 7: the store's identity, random, made once (SQLite's record log is bound to it;
+# here it only keeps the two schemas alike).
+_V7: Final = """
+CREATE TABLE store_identity (
+    id  text COLLATE "C" PRIMARY KEY
+);
+INSERT INTO store_identity (id) VALUES (md5(random()::text || clock_timestamp()::text));
+"""
+
 #: Every migration, in order, with the same versions as SQLite's. Append only.
 MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (1, _V1),
@@ -365,6 +374,7 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
     (4, _V4),
     (5, _V5),
     (6, _V6),
+    (7, _V7),
 )
 
 #: The schema version this code expects.
