@@ -18,7 +18,7 @@ import pytest
 from gateway.model import CheckRecord, FeedbackRecord
 from gateway.recorder import Recorder, RecorderFull
 from gateway.store import CheckWriter
-from tests.store.helpers import check
+from tests.store.helpers import check, submit_in_turns
 from tests.store.test_checks import make_caller
 from tests.test_recorder import stored_ids
 
@@ -72,20 +72,13 @@ def test_every_acknowledged_record_was_synced_after_its_commit(tmp_path: Path) -
             sync_command=None,
         )
         await recorder.start()
-        futures = []
-        for turn in range(30):  # 30 turns of the loop, 10 checks each
-            for n in range(10):
-                record = check(turn * 10 + n + 1, caller)
-                future = recorder.submit(record)
-                future.add_done_callback(
-                    lambda _, cid=record.check_id: acknowledged_after.__setitem__(
-                        cid, sum(1 for kind, _ in events if kind == "sync-start")
-                    )
-                )
-                futures.append(future)
-            await asyncio.sleep(0)
-        assert all(await asyncio.gather(*futures))
-        await recorder.stop()
+        await submit_in_turns(
+            recorder,
+            caller,
+            lambda cid: acknowledged_after.__setitem__(
+                cid, sum(1 for kind, _ in events if kind == "sync-start")
+            ),
+        )
 
     asyncio.run(scenario())
     assert len(stored_ids(db)) == 300

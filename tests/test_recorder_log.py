@@ -21,7 +21,7 @@ from gateway.settings import Settings
 from gateway.store import CheckWriter
 from gateway.store.backend import record_log_opener, records_directory
 from tests.fixtures import RESTRICTED, Seeded
-from tests.store.helpers import check
+from tests.store.helpers import submit_in_turns
 from tests.store.test_checks import make_caller
 from tests.test_recorder import stored_ids
 from tests.test_recorder_inline import TracedWriter
@@ -57,19 +57,12 @@ def test_records_are_acknowledged_once_in_the_log_without_fsyncing_the_store(
                 for c in decode_frame(records).checks
             )
 
-        futures = []
-        for turn in range(30):  # 30 turns of the loop, 10 checks each
-            for n in range(10):
-                record = check(turn * 10 + n + 1, caller)
-                future = recorder.submit(record)
-                if n == 0:
-                    future.add_done_callback(
-                        lambda _, cid=record.check_id: in_log_when_acknowledged.append(logged(cid))
-                    )
-                futures.append(future)
-            await asyncio.sleep(0)
-        assert all(await asyncio.gather(*futures))
-        await recorder.stop()
+        await submit_in_turns(
+            recorder,
+            caller,
+            lambda cid: in_log_when_acknowledged.append(logged(cid)),
+            watch_every=10,  # the first of each turn: reading the log is slow
+        )
 
     asyncio.run(scenario())
     assert len(stored_ids(db)) == 300

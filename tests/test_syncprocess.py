@@ -20,7 +20,7 @@ from gateway import logsync
 from gateway.model import CheckRecord, FeedbackRecord
 from gateway.recorder import Recorder, RecorderFull
 from gateway.store import CheckWriter
-from tests.store.helpers import check
+from tests.store.helpers import check, submit_in_turns
 from tests.store.test_checks import make_caller
 from tests.test_recorder import stored_ids
 
@@ -118,20 +118,9 @@ def test_every_acknowledged_record_was_synced_by_the_process_after_its_commit(
 
     async def scenario() -> None:
         recorder = await started_recorder(db, trace.command, writer)
-        futures = []
-        for turn in range(30):  # 30 turns of the loop, 10 checks each
-            for n in range(10):
-                record = check(turn * 10 + n + 1, caller)
-                future = recorder.submit(record)
-                future.add_done_callback(
-                    lambda _, cid=record.check_id: acknowledged_after.__setitem__(
-                        cid, trace.syncs()
-                    )
-                )
-                futures.append(future)
-            await asyncio.sleep(0)
-        assert all(await asyncio.gather(*futures))
-        await recorder.stop()
+        await submit_in_turns(
+            recorder, caller, lambda cid: acknowledged_after.__setitem__(cid, trace.syncs())
+        )
 
     asyncio.run(scenario())
     assert len(stored_ids(db)) == 300

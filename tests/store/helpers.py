@@ -319,3 +319,28 @@ async def batch_checks_commit_whole(recorder: Recorder, caller_id: int) -> set[s
     assert await screened is True
     await recorder.stop()
     return {check(n, caller_id).check_id for n in [*range(1, 6), *range(30, 55)]}
+
+
+async def submit_in_turns(
+    recorder: Recorder,
+    caller_id: int,
+    acknowledged: Callable[[str], None],
+    *,
+    turns: int = 30,
+    per_turn: int = 10,
+    watch_every: int = 1,
+) -> None:
+    """Submit ``turns`` × ``per_turn`` checks, one turn of the event loop for each
+    ``per_turn``; call ``acknowledged(check_id)`` as the future of every ``watch_every``-th
+    of a turn resolves; wait for all of them, then stop the recorder."""
+    futures = []
+    for turn in range(turns):
+        for n in range(per_turn):
+            record = check(turn * per_turn + n + 1, caller_id)
+            future = recorder.submit(record)
+            if n % watch_every == 0:
+                future.add_done_callback(lambda _, cid=record.check_id: acknowledged(cid))
+            futures.append(future)
+        await asyncio.sleep(0)
+    assert all(await asyncio.gather(*futures))
+    await recorder.stop()
