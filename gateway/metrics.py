@@ -93,7 +93,8 @@ RECORDER_BATCH = Histogram(
 )
 RECORDER_FLUSH = Histogram(
     "gateway_recorder_flush_seconds",
-    "Time from a batch's commit to its acknowledgement (the fsync of the log included).",
+    "Time from a batch's commit to its acknowledgement (made durable: the record log's "
+    "write, or the fsync of SQLite's log).",
     buckets=FLUSH_BUCKETS,
 )
 RECORDER_SYNC_BY_THREAD = Gauge(
