@@ -259,12 +259,13 @@ def paced_runs(
     """The gateway paced at ``opts.paced`` of its median throughput: each connection waits
     ``connections / target`` (less a typical latency) on average between requests, the
     waits drawn from an exponential distribution (``wrk_codes.lua``); p50 and p99 there.
-    Then the floor, if measured, with the same waits: what the machine and the server cost
+    Then the gateway's variants and the floor, if measured, with the same waits: what the
+    variant's way of recording costs in the tail, and what the machine and the server cost
     at that rate for a bare lookup (the reference for the gateway's p99)."""
     target = opts.paced * statistics.median(r["rps"] for r in measured)
     delay_ms = max(1000 * opts.connections / target - 1.0, 0.1)
     paced: dict[str, Run] = {}
-    for app in ("gateway", "floor"):
+    for app in ("gateway", *VARIANTS, "floor"):
         if app not in servers:
             continue
         res = paced[app] = run_wrk(wrk, *servers[app], opts, opts.duration, delay_ms)

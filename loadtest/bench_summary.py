@@ -105,8 +105,12 @@ def show(result: dict[str, Any]) -> None:
     print("ratios within each round, median (range):", ", ".join(each_round))
     if p := result.get("paced"):
         line = f"paced at {p['rps']:,.0f} req/s: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms"
-        if f := result.get("paced_floor"):
-            line += f"; the floor, same waits: {f['rps']:,.0f} req/s, "
+        others = [
+            (k.removeprefix("paced_"), v) for k, v in result.items() if k.startswith("paced_")
+        ]
+        for app, f in sorted(others, key=lambda item: item[0] == "floor"):  # the floor last
+            name = "the floor" if app == "floor" else app
+            line += f"; {name}, same waits: {f['rps']:,.0f} req/s, "
             line += f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms"
         print(line)
     if b := result.get("batch"):
