@@ -106,3 +106,20 @@ def recover(path: Path, restore: Restore) -> tuple[int, int]:
     if checks or feedback:
         restore(checks, feedback)
     return len(checks) + len(feedback), last
+
+
+def directory_for(db: str | Path) -> Path:
+    """Where the record logs of the workers on the SQLite file ``db`` are (``<db>.records``)."""
+    return Path(f"{db}.records")
+
+
+def unrecovered(directory: Path) -> int:
+    """Records the slots of ``directory`` hold that the store may not (0 once every worker
+    closed its slot, or recovered it at its start)."""
+    if not directory.is_dir():
+        return 0
+    total = 0
+    for slot in sorted(directory.glob("slot-*.log")):
+        frames, _ = uncovered_frames(slot.read_bytes())
+        total += sum(len(frame.checks) + len(frame.feedback) for frame in frames)
+    return total

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 
 import asyncpg
 
+from gateway import recordframes
 from gateway.model import CheckRecord, FeedbackRecord
 from gateway.recorder import InlineWriter, Recorder
 from gateway.recordlog import SYNC_INTERVAL, RecordLog
@@ -89,7 +90,7 @@ def recorder_for(settings: Settings, on_batch: Callable[[int, float], None]) -> 
 
 def records_directory(db: str) -> Path:
     """Where the record logs of the workers on SQLite file ``db`` are (``<db>.records``)."""
-    return Path(f"{db}.records")
+    return recordframes.directory_for(db)
 
 
 def record_log_opener(

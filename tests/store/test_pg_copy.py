@@ -10,8 +10,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from litestar.testing import TestClient
 
+from gateway import recordframes
+from gateway.app import create_app
 from gateway.model import Grade
+from gateway.settings import Settings
 from gateway.store import CheckWriter, Maintenance, Store, subject_index
 from gateway.store.pg import PgStore
 from gateway.store.pg import copy as pg_copy
@@ -19,6 +23,7 @@ from gateway.store.pg.copy import CopyError, copy_store
 from gateway.store.pg.maintenance import PgMaintenance
 from tests.fixtures import RESTRICTED, Seeded, run_gateway, seed_database
 from tests.store.helpers import check, feedback, fetch, run
+from tests.test_recordlog import crash_after_writing
 
 CODES = [f"91{n:016d}" for n in range(1, 8)]
 
@@ -126,6 +131,24 @@ def test_a_copy_into_a_database_with_data_is_refused(tmp_path: Path, postgres_ur
     run(copy_store(seeded.path, postgres_url))
     with pytest.raises(CopyError, match="holds rows"):
         run(copy_store(seeded.path, postgres_url))
+
+
+def test_a_store_with_records_left_in_a_killed_workers_log_is_not_copied(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """They may be missing from the SQLite file (a power cut): the copy would lose them."""
+    seeded = populated(tmp_path)
+    with CheckWriter(seeded.path) as writer:
+        store_id = writer.store_identity()
+    records = recordframes.directory_for(seeded.path)
+    crash_after_writing(records, [[check(9001, 1)]], store_id)
+    with pytest.raises(CopyError, match=r"^1 records in .* start the gateway on it once"):
+        run(copy_store(seeded.path, postgres_url))
+
+    with TestClient(create_app(Settings(db=str(seeded.path)))):
+        pass  # a gateway started and stopped: it recovers them and closes its slot
+    assert recordframes.unrecovered(records) == 0
+    assert [table.table for table in run(copy_store(seeded.path, postgres_url))]
 
 
 def test_a_copy_that_fails_leaves_the_target_empty(

@@ -29,6 +29,7 @@ from typing import Any, Final
 import asyncpg
 import msgspec
 
+from gateway import recordframes
 from gateway.store import subject_index
 from gateway.store.pg.migrations import upgrade
 from gateway.store.schema import current_version
@@ -139,6 +140,12 @@ async def copy_store(
     path = Path(sqlite_path)
     if not path.exists():
         raise CopyError(f"no SQLite store at {path}")
+    if pending := recordframes.unrecovered(recordframes.directory_for(path)):
+        raise CopyError(
+            f"{pending} records in {recordframes.directory_for(path)} may not be in the SQLite "
+            "store yet (a worker was killed): start the gateway on it once, so that it "
+            "recovers them, stop it, and copy then"
+        )
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     index = subject_index.path_for(path)
     tables: tuple[tuple[str, str], ...] = TABLES
