@@ -35,7 +35,11 @@ then written at the file's start: nothing before it is recovered again. A clean
 **Slots.** Every worker writes its own file, ``slot-<n>.log`` in the records directory,
 which it holds with an exclusive ``flock`` for as long as it runs. Opening takes the
 first slot no one holds, and recovers it and every other slot no one holds (a worker
-that was killed, or workers fewer than before): nothing left in a slot is lost.
+that was killed, or workers fewer than before): nothing left in a slot is lost. Workers
+open one at a time (``flock`` on ``<directory>.lock``). The directory is **bound to its
+store**: its file ``store`` holds the store's identity (random, made with the database);
+a directory of another store (a database made anew at the same path) is moved aside to
+``<directory>.<identity>``, never recovered into this one.
 
 If a frame cannot be written (an I/O error, or records too many for the ring) the loop
 fsyncs SQLite's log instead: the records are durable all the same, the slower way.
