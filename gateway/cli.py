@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         "--to", required=True, metavar="URL", help="postgresql://user:password@host/db"
     )
 
+    commands.add_parser(
+        "recover-records",
+        help="give the SQLite store (GATEWAY_DB) what killed workers left in its record log",
+    )
+
     imp = commands.add_parser(
         "import", help="import list entries or grades from a file (CSV, JSONL, XLSX)"
     )
@@ -120,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.cli_migrate import copy_command
 
             return copy_command(settings.db, args.to)
+        if args.command == "recover-records":
+            from gateway.cli_migrate import recover_records_command
+
+            return recover_records_command(settings.db, settings.record_log_mb << 20 or 1 << 20)
         if args.command == "serve":
             workers = settings.workers if args.workers is None else args.workers
             return serve(settings, args.host, args.port, workers, args.access_log)

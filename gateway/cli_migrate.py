@@ -85,3 +85,33 @@ def copy_command(sqlite_path: str, dsn: str) -> int:
     total = sum(table.rows for table in copied)
     print(f"{total:,} rows in {len(copied)} tables copied, counts and checksums verified")
     return 0
+
+
+def recover_records_command(db: str, ring_bytes: int) -> int:
+    """``recover-records``: give the SQLite store ``db`` what the record log's free slots
+    hold (the slots of workers that were killed), as a worker does when it starts; say
+    how many records were pending before and after (a slot a running worker holds is
+    left to it). 0, or the error and 1."""
+    from gateway import recordframes
+    from gateway.store.checks import CheckWriter
+
+    if is_postgres_url(db):
+        print("error: recover-records is for a SQLite store (GATEWAY_DB)", file=sys.stderr)
+        return 2
+    if not Path(db).exists():
+        print(f"error: no SQLite store at {db}", file=sys.stderr)
+        return 1
+    directory = recordframes.directory_for(db)
+    before = recordframes.unrecovered(directory)
+    try:
+        with CheckWriter(db, synchronous="NORMAL") as inline:
+            backend.record_log_opener(db, ring_bytes)(inline.open()).close()
+    except (OSError, *STORE_ERRORS) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    after = recordframes.unrecovered(directory)
+    print(
+        f"{before - after} records recovered into {db} from {directory}"
+        + (f"; {after} held by running workers" if after else "")
+    )
+    return 0

@@ -20,8 +20,8 @@ from gateway.recordframes import decode_frame, recover, whole_frames
 from gateway.settings import Settings
 from gateway.store import CheckWriter
 from gateway.store.backend import record_log_opener, records_directory
-from tests.fixtures import RESTRICTED, Seeded
-from tests.store.helpers import submit_in_turns
+from tests.fixtures import RESTRICTED, Seeded, run_gateway
+from tests.store.helpers import check, submit_in_turns
 from tests.store.test_checks import make_caller
 from tests.test_recorder import stored_ids
 from tests.test_recorder_inline import TracedWriter
@@ -99,3 +99,22 @@ def test_checks_only_a_crashed_workers_log_held_are_answered_after_a_restart(
             got = client.get(f"/v1/checks/{record.check_id}", headers=seeded.auth())
             assert got.status_code == 200, got.text
             assert got.json()["verdict"] == "restricted"
+
+
+def test_the_recover_records_command_gives_the_store_what_a_killed_worker_left(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    with CheckWriter(db) as writer:
+        store_id = writer.store_identity()
+    left = [check(n, caller) for n in (1, 2, 3)]
+    crash_after_writing(records_directory(str(db)), [left[:1], left[1:]], store_id)
+    assert stored_ids(db) == set()
+
+    done = run_gateway(db, "recover-records")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("3 records recovered into"), done.stdout
+    assert stored_ids(db) == {c.check_id for c in left}
+    again = run_gateway(db, "recover-records")
+    assert again.stdout.startswith("0 records recovered"), again.stdout

@@ -142,7 +142,7 @@ def test_a_store_with_records_left_in_a_killed_workers_log_is_not_copied(
         store_id = writer.store_identity()
     records = recordframes.directory_for(seeded.path)
     crash_after_writing(records, [[check(9001, 1)]], store_id)
-    with pytest.raises(CopyError, match=r"^1 records in .* start the gateway on it once"):
+    with pytest.raises(CopyError, match=r"^1 records in .* recover-records"):
         run(copy_store(seeded.path, postgres_url))
 
     with TestClient(create_app(Settings(db=str(seeded.path)))):

@@ -143,8 +143,8 @@ async def copy_store(
     if pending := recordframes.unrecovered(recordframes.directory_for(path)):
         raise CopyError(
             f"{pending} records in {recordframes.directory_for(path)} may not be in the SQLite "
-            "store yet (a worker was killed): start the gateway on it once, so that it "
-            "recovers them, stop it, and copy then"
+            "store yet (a worker was killed): recover them first (python -m gateway "
+            "recover-records, or start the gateway on it once), then copy"
         )
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     index = subject_index.path_for(path)
