@@ -9,6 +9,7 @@ written and when they may be written over.
 
 from __future__ import annotations
 
+import mmap
 import struct
 import zlib
 from collections.abc import Callable
@@ -27,11 +28,12 @@ MAGIC: Final = b"GWRL"
 _HEADER: Final = struct.Struct("<4sQQII")
 _CRC_FROM: Final = 4
 HEADER_SIZE: Final = _HEADER.size
+_CRC: Final = struct.Struct("<I")
 
 
 class Frame(msgspec.Struct, array_like=True, gc=False):
-    checks: tuple[CheckRecord, ...] = ()
-    feedback: tuple[FeedbackRecord, ...] = ()
+    checks: list[CheckRecord] = msgspec.field(default_factory=list)
+    feedback: list[FeedbackRecord] = msgspec.field(default_factory=list)
 
 
 encode: Final = msgspec.msgpack.Encoder().encode
@@ -50,11 +52,16 @@ def padded(size: int) -> int:
     return -(-size // BLOCK) * BLOCK
 
 
-def frame_bytes(number: int, covered: int, records: bytes) -> bytes:
-    """A frame's header and records (not padded)."""
-    fields = _HEADER.pack(MAGIC, number, covered, len(records), 0)[_CRC_FROM:-4]
-    crc = zlib.crc32(records, zlib.crc32(fields))
-    return _HEADER.pack(MAGIC, number, covered, len(records), crc) + records
+def frame_into(buffer: bytearray | mmap.mmap, number: int, covered: int, records: bytes) -> int:
+    """Lay a frame's header and records out at the start of ``buffer``; its length (not
+    padded). The records are copied once, the header packed in place."""
+    end = HEADER_SIZE + len(records)
+    _HEADER.pack_into(buffer, 0, MAGIC, number, covered, len(records), 0)
+    buffer[HEADER_SIZE:end] = records
+    with memoryview(buffer) as view:
+        crc = zlib.crc32(view[HEADER_SIZE:end], zlib.crc32(view[_CRC_FROM : HEADER_SIZE - 4]))
+    _CRC.pack_into(buffer, HEADER_SIZE - 4, crc)
+    return end
 
 
 def whole_frames(data: bytes) -> list[tuple[int, int, memoryview]]:
@@ -80,7 +87,8 @@ def uncovered_frames(data: bytes) -> tuple[list[Frame], int]:
     """The frames of ``data`` not covered by the highest "covered" of its whole frames, in
     order of number; and the highest number found (0 if none).
 
-    >>> def frame(n, covered): return frame_bytes(n, covered, EMPTY).ljust(BLOCK, b"\\0")
+    >>> def frame(n, covered):
+    ...     block = bytearray(BLOCK); frame_into(block, n, covered, EMPTY); return bytes(block)
     >>> frames, last = uncovered_frames(frame(7, 5) + frame(5, 4) + frame(6, 5) + b"\\0" * 9)
     >>> len(frames), last  # 6 and 7: 5 is covered by 7's "covered"
     (2, 7)

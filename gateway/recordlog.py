@@ -67,7 +67,7 @@ from gateway.recordframes import (
     Frame,
     Restore,
     encode,
-    frame_bytes,
+    frame_into,
     padded,
     recover,
 )
@@ -260,14 +260,12 @@ class RecordLog:
     def write(self, checks: list[CheckRecord], feedback: list[FeedbackRecord]) -> None:
         """Make the records durable: one frame in the log, or else an fsync of the store's
         log (they are committed there already). Raises only if neither can be done."""
-        records = encode(Frame(tuple(checks), tuple(feedback)))
+        records = encode(Frame(checks, feedback))
         size = padded(HEADER_SIZE + len(records))
         if size > self._ring:
             self._store_sync()
             return
-        start = self._head
-        if start % self._ring + size > self._ring:  # frames do not wrap: the next lap
-            start += self._ring - start % self._ring
+        start = self._place(size)
         if not self._fits(start + size):
             self._stall()
         try:
@@ -321,13 +319,19 @@ class RecordLog:
         self._sync_store()
         self.store_syncs += 1
 
+    def _place(self, size: int) -> int:
+        """Where a frame of ``size`` bytes goes: at the head, or at the next lap's start if
+        it would run past the ring's end (frames do not wrap)."""
+        start = self._head
+        if start % self._ring + size > self._ring:
+            start += self._ring - start % self._ring
+        return start
+
     def _mark(self) -> None:
         """A frame covering itself, at the head: nothing written before it is recovered."""
         self._number += 1
         self._covered = self._number
-        start = self._head
-        if start % self._ring + BLOCK > self._ring:
-            start += self._ring - start % self._ring
+        start = self._place(BLOCK)
         self._put(start, self._number, self._number, EMPTY, BLOCK)
         self._head = start + BLOCK
 
@@ -354,29 +358,30 @@ class RecordLog:
         if size > len(self._buffer):
             self._buffer.close()
             self._buffer = mmap.mmap(-1, padded(size * 2))
-        frame = frame_bytes(number, covered, records)
-        self._buffer[: len(frame)] = frame
-        offset = start % self._ring
-        with memoryview(self._buffer) as view:
-            written = 0
-            while written < size:
-                done = os.pwrite(self._fd, view[written:size], offset + written)
-                if done <= 0:
-                    raise OSError(errno.EIO, f"wrote {written} of a frame's {size} bytes")
-                written += done
+        _write_frame(self._fd, self._buffer, start % self._ring, number, covered, records, size)
+
+
+def _write_frame(
+    fd: int, buffer: mmap.mmap, offset: int, number: int, covered: int, records: bytes, size: int
+) -> None:
+    """Lay the frame out in ``buffer`` (page-aligned, at least ``size`` bytes) and write its
+    ``size`` bytes (whole blocks) at ``offset`` of ``fd``."""
+    frame_into(buffer, number, covered, records)
+    with memoryview(buffer) as view:
+        written = 0
+        while written < size:
+            done = os.pwrite(fd, view[written:size], offset + written)
+            if done <= 0:
+                raise OSError(errno.EIO, f"wrote {written} of a frame's {size} bytes")
+            written += done
 
 
 def _write_marker(path: Path, number: int) -> None:
     """Write a marker frame covering ``number`` at the start of ``path`` (a recovered slot)."""
     fd = _open_direct(path)
+    buffer = mmap.mmap(-1, BLOCK)
     try:
-        buffer = mmap.mmap(-1, BLOCK)
-        try:
-            frame = frame_bytes(number, number, EMPTY)
-            buffer[: len(frame)] = frame
-            with memoryview(buffer) as view:
-                os.pwrite(fd, view, 0)
-        finally:
-            buffer.close()
+        _write_frame(fd, buffer, 0, number, number, EMPTY, BLOCK)
     finally:
+        buffer.close()
         os.close(fd)
