@@ -29,7 +29,7 @@ from urllib.request import Request, urlopen
 from loadtest import datagen
 from loadtest.bench_summary import HEADER, ROW, STATS, Run, show, summarise
 from loadtest.pg_server import PostgresServer
-from loadtest.procs import group_cpu_seconds, group_rss_kb, wait_quiet
+from loadtest.procs import group_cpu_seconds, group_rss_kb, loop_busy, main_threads_cpu, wait_quiet
 
 REPO = Path(__file__).resolve().parents[1]
 LUA = Path(__file__).with_name("wrk_codes.lua")
@@ -132,25 +132,28 @@ def parse_wrk(out: str) -> Run:
 def run_wrk(
     wrk: str, server: Server, codes: Path, key: str, opts: Any, secs: float, delay_ms: float = 0
 ) -> Run:
-    """One wrk run; the server tree's RSS is sampled meanwhile (peak in ``rss_kb``), and the
-    CPU it used is counted (``cpu_s``).
+    """One wrk run; the server tree's RSS is sampled meanwhile (peak in ``rss_kb``), the CPU
+    it used is counted (``cpu_s``), and the share of the run its workers' event loops were
+    on a CPU (``loop_busy``: see ``loadtest.procs.loop_busy``).
     ``delay_ms``: each connection pauses that long before each request (a paced load)."""
     cmd = [wrk, "-t1", f"-c{opts.connections}", f"-d{secs:g}s", "--latency", "-s", str(LUA)]
     cmd += [server.url, "--", str(codes)]
     env, peak, deadline = {**os.environ, "BENCH_KEY": key}, 0, time.monotonic() + secs + 60
     if delay_ms:
         env["BENCH_DELAY_MS"] = f"{delay_ms:.3f}"
-    cpu = group_cpu_seconds([server.proc.pid])
+    cpu, loops = group_cpu_seconds([server.proc.pid]), main_threads_cpu(server.proc.pid)
     with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) as proc:
         while proc.poll() is None and time.monotonic() < deadline:
             peak = max(peak, group_rss_kb(server.proc.pid))
             time.sleep(0.5)
         proc.kill()  # a no-op when wrk has finished
         out = proc.stdout.read() if proc.stdout else ""
+    # Over wrk's own duration: the loop's CPU after the load (until read, < 0.5 s) is nil.
+    busy = loop_busy(loops, main_threads_cpu(server.proc.pid), opts.workers, secs)
     cpu = group_cpu_seconds([server.proc.pid]) - cpu
     if proc.wait():
         raise BenchError(f"wrk exited with {proc.returncode} on {server.name}:\n{out}")
-    return parse_wrk(out) | {"rss_kb": peak, "cpu_s": round(cpu, 2)}
+    return parse_wrk(out) | {"rss_kb": peak, "cpu_s": round(cpu, 2), "loop_busy": busy}
 
 
 def settle(servers: dict[str, tuple[Server, Path, str]], res: Run | None = None) -> None:

@@ -35,6 +35,8 @@ def summarise(
         if all("cpu_s" in r for r in rs):
             during = statistics.median(1e6 * r["cpu_s"] / r["requests"] for r in rs)
             apps[app]["cpu_us_per_request"] = round(during, 1)
+        if all("loop_busy" in r for r in rs):
+            apps[app]["loop_busy"] = round(statistics.median(r["loop_busy"] for r in rs), 3)
         if all("after_cpu_s" in r for r in rs):
             apps[app]["after_cpu_s"] = round(statistics.median(r["after_cpu_s"] for r in rs), 2)
             per_request = statistics.median(1e6 * r["after_cpu_s"] / r["requests"] for r in rs)
@@ -89,6 +91,9 @@ def show(result: dict[str, Any]) -> None:
     ]
     if during:
         print(f"CPU a request during the measured runs (µs, median): {', '.join(during)}")
+    busy = [f"{app} {a['loop_busy']:.0%}" for app, a in result["apps"].items() if "loop_busy" in a]
+    if busy:
+        print(f"event loops on a CPU, share of the measured runs (median): {', '.join(busy)}")
     working_on = [
         f"{app} {a['after_cpu_s']:.2f} s ({a['after_cpu_us_per_request']:.1f} µs a request)"
         for app, a in result["apps"].items()

@@ -73,6 +73,31 @@ def group_cpu_seconds(pgids: Iterable[int]) -> float:
     return ticks / TICKS
 
 
+def main_threads_cpu(pgid: int) -> dict[int, float]:
+    """CPU seconds of the main thread of every live process of the group and its children,
+    by pid. A granian worker runs its event loop in its main thread (its other threads are
+    the server's I/O, and the gateway's syncers and upkeep)."""
+    seconds: dict[int, float] = {}
+    for pid in _members(pgid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = _stat(f"{pid}/task/{pid}")
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+    return seconds
+
+
+def loop_busy(before: dict[int, float], after: dict[int, float], loops: int, wall: float) -> float:
+    """The share of ``wall`` seconds the ``loops`` busiest main threads spent on a CPU, on
+    average, between two readings of :func:`main_threads_cpu`. Below 1, a loop waited: for
+    requests (the load generator or the server's I/O threads behind), or in a blocking call
+    (a disk write). Idle processes (granian's supervisor) are left out by taking the busiest.
+
+    >>> loop_busy({1: 0.0, 2: 5.0, 3: 1.0}, {1: 0.1, 2: 13.0, 3: 7.0, 4: 9.0}, 2, 10.0)
+    0.85
+    """
+    used = sorted((after[pid] - before.get(pid, 0.0) for pid in after), reverse=True)
+    return round(sum(used[:loops]) / loops / wall, 3) if used and wall > 0 else 0.0
+
+
 def wait_quiet(
     pgids: Iterable[int],
     *,

@@ -51,6 +51,27 @@ def test_cpu_a_request_and_what_the_durable_record_costs() -> None:
     assert "gateway/limit" not in result["ratios"]  # the limit did not run
 
 
+def test_how_busy_the_event_loops_were(capsys: pytest.CaptureFixture[str]) -> None:
+    """The share of each run the workers' event loops spent on a CPU, median of the rounds:
+    a loop well below the others' waited (for the disk, or for requests)."""
+    opts = Namespace(rounds=3, workers=1, batch_size=1000, out="var/bench")
+
+    def busy(*shares: float) -> list[dict[str, float]]:
+        return [r | {"loop_busy": b} for r, b in zip(runs(1, 2, 3), shares, strict=True)]
+
+    rounds = {"floor": busy(0.84, 0.9, 0.8), "gateway": busy(0.5, 0.45, 0.6)}
+    result = bench_summary.summarise(opts, rounds, [])
+    assert {app: a["loop_busy"] for app, a in result["apps"].items()} == {
+        "floor": 0.84,
+        "gateway": 0.5,
+    }
+    bench_summary.show(result)
+    out = capsys.readouterr().out
+    assert (
+        "event loops on a CPU, share of the measured runs (median): floor 84%, gateway 50%" in out
+    )
+
+
 # wrk's report of a run with stalls: latencies of a second or more are printed in seconds,
 # padded with a space to the column's width.
 STALLED = """Running 10s test @ http://127.0.0.1:37345

@@ -89,5 +89,37 @@ def test_a_child_in_a_session_of_its_own_counts_in_the_groups_cpu() -> None:
         proc.wait()
 
 
+#: A server's worker (a child in its group) that spins for a second in the thread given as
+#: its argument, "main" (an event loop at work) or "side" (a syncer, the upkeep), then sleeps.
+SPINNER = """
+import subprocess, sys, time
+spin = "import sys, threading, time\\n"
+spin += "def work():\\n    end = time.monotonic() + 1.0\\n    while time.monotonic() < end: pass\\n"
+spin += "work() if sys.argv[1] == 'main' else threading.Thread(target=work).start()\\n"
+spin += "time.sleep(60)"
+subprocess.Popen([sys.executable, "-c", spin, sys.argv[1]])
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("where", ["main", "side"])
+def test_an_event_loop_busy_is_told_from_the_workers_other_threads(where: str) -> None:
+    """The bench's "event loops on a CPU" reads the workers' main threads alone: a worker
+    spinning there counts as a busy loop; one spinning in another thread does not (though
+    its process's CPU counts all the same)."""
+    proc = subprocess.Popen([sys.executable, "-c", SPINNER, where], start_new_session=True)
+    try:
+        time.sleep(0.2)
+        loops, cpu = procs.main_threads_cpu(proc.pid), procs.group_cpu_seconds([proc.pid])
+        time.sleep(1.2)
+        busy = procs.loop_busy(loops, procs.main_threads_cpu(proc.pid), 1, 1.0)
+        assert procs.group_cpu_seconds([proc.pid]) - cpu >= 0.5
+        assert (busy >= 0.5) if where == "main" else (busy < 0.2)
+    finally:
+        for pid in procs._members(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
 def test_doctests() -> None:
     assert doctest.testmod(procs).failed == 0
