@@ -1,7 +1,8 @@
 """The recorder with a record log (SQLite, durable: the default): a turn's records are
 committed without an fsync and acknowledged once their frame is written; SQLite's log is
-fsynced only when a lap begins; and a worker that died leaves nothing unrecovered — the
-real app, started again, answers for checks only its record log held."""
+fsynced behind, by the log's store syncer, not for each batch; and a worker that died
+leaves nothing unrecovered — the real app, started again, answers for checks only its
+record log held."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from gateway.app import create_app
 from gateway.ids import uuid7
 from gateway.model import CheckRecord
 from gateway.recorder import Recorder
-from gateway.recordframes import decode_frame, recover, whole_frames
+from gateway.recordframes import decode_frame, directory_for, recover, whole_frames
 from gateway.settings import Settings
 from gateway.store import CheckWriter
-from gateway.store.backend import record_log_opener, records_directory
+from gateway.store.backend import record_log_opener
 from tests.fixtures import RESTRICTED, Seeded, run_gateway
 from tests.store.helpers import check, submit_in_turns
 from tests.store.test_checks import make_caller
@@ -92,7 +93,7 @@ def test_checks_only_a_crashed_workers_log_held_are_answered_after_a_restart(
     lost = [CheckRecord(**{**kept, "check_id": uuid7()}) for _ in range(3)]
     with CheckWriter(seeded.path) as writer:
         store_id = writer.store_identity()
-    crash_after_writing(records_directory(str(seeded.path)), [lost[:2], lost[2:]], store_id)
+    crash_after_writing(directory_for(seeded.path), [lost[:2], lost[2:]], store_id)
 
     with TestClient(create_app(settings)) as client:
         for record in lost:
@@ -109,7 +110,7 @@ def test_the_recover_records_command_gives_the_store_what_a_killed_worker_left(
     with CheckWriter(db) as writer:
         store_id = writer.store_identity()
     left = [check(n, caller) for n in (1, 2, 3)]
-    crash_after_writing(records_directory(str(db)), [left[:1], left[1:]], store_id)
+    crash_after_writing(directory_for(db), [left[:1], left[1:]], store_id)
     assert stored_ids(db) == set()
 
     done = run_gateway(db, "recover-records")

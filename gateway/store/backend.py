@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 import asyncpg
@@ -88,11 +87,6 @@ def recorder_for(settings: Settings, on_batch: Callable[[int, float], None]) -> 
     )
 
 
-def records_directory(db: str) -> Path:
-    """Where the record logs of the workers on SQLite file ``db`` are (``<db>.records``)."""
-    return recordframes.directory_for(db)
-
-
 def record_log_opener(
     db: str, ring_bytes: int, sync_interval: float = SYNC_INTERVAL
 ) -> Callable[[InlineWriter], RecordLog]:
@@ -107,7 +101,7 @@ def record_log_opener(
         with CheckWriter(db) as writer:
             store = writer.store_identity()
         return RecordLog.open(
-            records_directory(db),
+            recordframes.directory_for(db),
             store=store,
             ring_bytes=ring_bytes,
             sync_store=inline.sync_wal,
