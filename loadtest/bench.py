@@ -175,6 +175,17 @@ def gateway_cli(args: list[str], env: dict[str, str], timeout: float) -> str:
     return (done.stdout.strip().splitlines() or [""])[-1].strip()
 
 
+def remove_record_logs(db: Path) -> None:
+    """Delete the record logs beside the SQLite file ``db`` (``<db>.records``, its lock, and
+    any moved aside as another store's): a run's fresh database is another store, and a
+    worker would move the old log aside again rather than recover it."""
+    for records in db.parent.glob(f"{db.name}.records*"):
+        if records.is_dir():
+            shutil.rmtree(records)
+        else:
+            records.unlink()
+
+
 def create_key(env: dict[str, str], caller: str, scopes: str) -> str:
     """``python -m gateway keys create`` for a load tool; the key printed alone."""
     who = ["--caller", caller, "--department", caller, "--scopes", scopes]

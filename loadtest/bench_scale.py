@@ -19,7 +19,6 @@ import json
 import os
 import random
 import re
-import shutil
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ from gateway.identifiers.uscc import calc_check_digit, calc_organisation_check_d
 from gateway.model import EntryInput
 from gateway.store import Store
 from gateway.store.staging import StagingFile
-from loadtest.bench import REPO, Server, create_key, ensure_wrk, fetch, run_wrk
+from loadtest.bench import REPO, Server, create_key, ensure_wrk, fetch, remove_record_logs, run_wrk
 from loadtest.datagen import LIST_DETAILS, OTHER_LIST_TYPES, REGIONS
 from loadtest.procs import wait_quiet
 
@@ -110,11 +109,7 @@ def prepare(out: Path, entries: int) -> tuple[Path, str, Path]:
     if not meta.exists():
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
-        for records in out.glob(f"{db.name}.records*"):  # an older store's record log
-            if records.is_dir():
-                shutil.rmtree(records)
-            else:
-                records.unlink()
+        remove_record_logs(db)  # an older store's
         print(f"generating {entries:,} entries into {db} ...")
         listed = populate(db, entries)
         key = create_key(env, "bench", "check")

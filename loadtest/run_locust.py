@@ -15,14 +15,20 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench import REPO, BenchError, Server, create_key, load_population
+from loadtest.bench import (
+    REPO,
+    BenchError,
+    Server,
+    create_key,
+    load_population,
+    remove_record_logs,
+)
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 #: Files of a previous run in ``--out``, removed first (the directory itself is kept).
@@ -152,12 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
-    for records in out.glob("gateway.db.records*"):  # the last run's record log: of its store
-        if records.is_dir():
-            shutil.rmtree(records)
-        else:
-            records.unlink()
     db = out / "gateway.db"
+    remove_record_logs(db)  # the last run's: of the store it replaces
     env = {**os.environ, "GATEWAY_DB": str(db)}
     server = None
     try:
