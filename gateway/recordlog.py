@@ -19,7 +19,12 @@ an append and ``fdatasync``, and with no hand-off to another process to wait for
 **A ring.** The file is written round and round. A frame may be written over only once
 its records are durable in the store itself: a thread of the log's own (the **store
 syncer**) fsyncs SQLite's log every ``sync_interval`` seconds while frames are written,
-and then counts every frame written before that fsync began as **covered**. Each frame
+and then counts every frame whose records were in the store before that fsync began as
+**covered**. A frame's records are in the store when it is written, or, when the writer
+says so (``stored=False``: ``gateway.storebehind`` inserts checks a few milliseconds
+behind their frames), once :meth:`RecordLog.stored_through` is told; before any fsync of
+its own (a full ring, a frame that cannot be written) the log calls ``store_pending`` so
+that the writer inserts what it still holds. Each frame
 carries its number (ever increasing) and the highest number covered when it was written.
 Should the ring fill with frames not yet covered (the store's disk far behind), the
 loop's thread fsyncs SQLite's log itself before writing on (``stalls`` counts it).
@@ -176,7 +181,10 @@ class RecordLog:
         self._buffer = mmap.mmap(-1, 16 * BLOCK)  # page-aligned, as O_DIRECT needs
         #: Frames written so far are numbered up to ``_number``; up to ``_covered`` they are
         #: durable in the store (set by the store syncer's thread, read here).
-        self._number = self._covered = last
+        self._number = self._covered = self._stored = last
+        #: Called before the log fsyncs the store itself: whoever writes frames of records
+        #: not yet in the store (``stored=False``) inserts them there (see the module's doc).
+        self.store_pending: Callable[[], None] = _nothing
         self._head = 0  # where the next frame goes, counted from the first lap's start
         self._uncovered: deque[tuple[int, int]] = deque()  # (number, head) of each frame
         #: Frames written, batches made durable by the store's fsync instead, and writes
@@ -257,14 +265,18 @@ class RecordLog:
             os.close(lock)
             raise
 
-    def write(self, checks: list[CheckRecord], feedback: list[FeedbackRecord]) -> None:
+    def write(
+        self, checks: list[CheckRecord], feedback: list[FeedbackRecord], *, stored: bool = True
+    ) -> int:
         """Make the records durable: one frame in the log, or else an fsync of the store's
-        log (they are committed there already). Raises only if neither can be done."""
+        log (``store_pending`` first, unless ``stored``: the records are committed there
+        already). The frame's number; 0 if the records went by the store's fsync instead
+        (they are then in the store). Raises only if neither can be done."""
         records = encode(Frame(checks, feedback))
         size = padded(HEADER_SIZE + len(records))
         if size > self._ring:
             self._store_sync()
-            return
+            return 0
         start = self._place(size)
         if not self._fits(start + size):
             self._stall()
@@ -273,13 +285,23 @@ class RecordLog:
         except OSError as exc:
             log.error("record log %s: %s; the store's log is fsynced instead", self.path, exc)
             self._store_sync()
-            return
+            return 0
         self._number += 1
         self._uncovered.append((self._number, start))
         self._head = start + size
         self.frames += 1
-        if not self._wake.is_set():
-            self._wake.set()
+        if stored:
+            self._stored = self._number
+            if not self._wake.is_set():
+                self._wake.set()
+        return self._number
+
+    def stored_through(self, number: int) -> None:
+        """The records of every frame numbered up to ``number`` are in the store now."""
+        if number > self._stored:
+            self._stored = number
+            if not self._wake.is_set():
+                self._wake.set()
 
     def close(self) -> None:
         """Sync the store and write a marker (so that nothing is recovered next time), and
@@ -289,7 +311,9 @@ class RecordLog:
         self._wake.set()
         self._syncer.join()
         try:
-            if self._number > self._covered:
+            if self._stored < self._number:
+                log.warning("record log %s: records not in the store left to recover", self.path)
+            elif self._number > self._covered:
                 self._sync_store()
                 self._covered = self._number
                 self._mark()
@@ -309,13 +333,16 @@ class RecordLog:
         return not uncovered or end - uncovered[0][1] <= self._ring
 
     def _stall(self) -> None:
-        number = self._number
+        self.store_pending()
+        number = self._stored = self._number
         self._sync_store()
         self._covered = max(self._covered, number)
         self._uncovered.clear()
         self.stalls += 1
 
     def _store_sync(self) -> None:
+        self.store_pending()
+        self._stored = self._number
         self._sync_store()
         self.store_syncs += 1
 
@@ -330,20 +357,21 @@ class RecordLog:
     def _mark(self) -> None:
         """A frame covering itself, at the head: nothing written before it is recovered."""
         self._number += 1
-        self._covered = self._number
+        self._covered = self._stored = self._number
         start = self._place(BLOCK)
         self._put(start, self._number, self._number, EMPTY, BLOCK)
         self._head = start + BLOCK
 
     def _sync_loop(self) -> None:
         """The store syncer: while frames are written, fsync the store's log every
-        ``sync_interval`` seconds and count what was written before as covered."""
+        ``sync_interval`` seconds and count the frames whose records were in the store
+        before as covered."""
         while not self._closing.is_set():
             self._wake.wait()
             self._wake.clear()
             if self._closing.is_set():
                 return
-            number = self._number
+            number = self._stored
             if number <= self._covered:
                 continue
             try:
@@ -359,6 +387,10 @@ class RecordLog:
             self._buffer.close()
             self._buffer = mmap.mmap(-1, padded(size * 2))
         _write_frame(self._fd, self._buffer, start % self._ring, number, covered, records, size)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _write_frame(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime
@@ -9,8 +10,10 @@ from datetime import datetime
 from gateway import feed, metrics, scaleout
 from gateway.api.auth import KeyRing
 from gateway.clock import CST
+from gateway.ids import uuid7_ms
 from gateway.jobs import CatalogReloader, ExpirySweep, Periodic
 from gateway.metrics import Metrics
+from gateway.model import CheckRecord
 from gateway.ratelimit import RateLimits
 from gateway.recorder import Recorder
 from gateway.service import CheckService
@@ -24,6 +27,12 @@ log = logging.getLogger("gateway")
 METRICS_INTERVAL = 1.0
 #: Every how many flushes the feedback backlog is read from the store.
 BACKLOG_EVERY = 10
+#: Seconds after its making within which a check missing from the store may still be held
+#: by another worker (framed, not yet inserted), and how often it is looked for meanwhile.
+HELD_AT_MOST = 1.0
+HELD_POLL = 0.005
+#: Seconds beyond ``store_delay_ms`` allowed to another worker's insert (its commit, a lock).
+HELD_SLACK = 0.005
 
 
 class Runtime:
@@ -104,6 +113,35 @@ class Runtime:
             len(self.snapshot),
             db_label(settings.db),
         )
+
+    async def find_check(self, check_id: str) -> CheckRecord | None:
+        """A recorded check by its id: framed by this worker and not yet inserted
+        (``gateway.storebehind``), or in the store. With several workers, one another
+        worker made in the last ``HELD_AT_MOST`` seconds and has not inserted yet is
+        waited for (each inserts what it framed within ``store_delay_ms``)."""
+        held = self.recorder.held_check(check_id)
+        if held is not None:
+            return held
+        check = await self.store.get_check(check_id)
+        made_ms = uuid7_ms(check_id)
+        if check is not None or self.settings.workers < 2 or made_ms is None:
+            return check
+        if self.recorder.behind is None:  # inserted before it was answered
+            return None
+        while check is None and time.time() < made_ms / 1000 + HELD_AT_MOST:
+            await asyncio.sleep(HELD_POLL)
+            check = await self.store.get_check(check_id)
+        return check
+
+    async def checks_settled(self) -> None:
+        """Return once the checks answered before the call are in the store, for reads that
+        count or list them (reports, a subject's recent checks): this worker's are inserted
+        now; another worker inserts what it framed within ``store_delay_ms``, waited for."""
+        if self.recorder.behind is None:
+            return
+        await self.recorder.store_held()
+        if self.settings.workers > 1:
+            await asyncio.sleep(self.settings.store_delay_ms / 1000 + HELD_SLACK)
 
     def use_catalog(self, catalog: Catalog) -> None:
         """Put ``catalog`` in force for every check that starts from now on (one step)."""

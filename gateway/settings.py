@@ -86,6 +86,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: ring where a turn's checks are made durable by one write before they are answered
     #: (see gateway.recordlog); 0: SQLite's own log is fsynced instead, by a sync process.
     record_log_mb: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 32
+    #: With a record log: milliseconds a check, durable in its frame, may wait before it is
+    #: inserted into SQLite, with every check framed meanwhile (see gateway.storebehind);
+    #: 0 inserts each turn's checks before their frame.
+    store_delay_ms: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 10
     #: Checks and feedback waiting for their commit before new ones get 503.
     recorder_queue: Annotated[int, msgspec.Meta(ge=1)] = 20_000
     #: Seconds between two reads of the change log.

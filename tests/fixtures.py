@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 from gateway.clock import CST
 from gateway.model import EntryInput, Grade
 from gateway.store.backend import AnyStore, open_store
+from gateway.store.checks import StoredCheck
 
 T = TypeVar("T")
 
@@ -57,6 +59,17 @@ class Seeded:
                 await store.close()
 
         return asyncio.run(go())
+
+    def stored_check(self, check_id: str, within: float = 2.0) -> StoredCheck | None:
+        """The check as the store holds it, once the gateway has inserted it: a check is
+        durable when answered (its frame) and in the store ``GATEWAY_STORE_DELAY_MS``
+        later (``gateway.storebehind``); None if it is not there ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            found = self.run(lambda store: store.get_check(check_id))
+            if found is not None or time.monotonic() > deadline:
+                return found
+            time.sleep(0.01)
 
     def auth(self, who: str = "approval") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"}

@@ -134,7 +134,7 @@ async def post_feedback(
     """201 on the first feedback; the identical body again is 200; a different one 409."""
     rt: Runtime = request.app.state.runtime
     caller = caller_of(request)
-    check = await rt.store.get_check(check_id)
+    check = await rt.find_check(check_id)
     if check is None or check.caller_id != caller.caller_id:
         raise not_found(f"no check {check_id!r} made by this caller")
     _validate(data, dict(check.measures))
@@ -178,7 +178,7 @@ async def get_check(request: Request[Any, Any, Any], check_id: FromPath[str]) ->
     """The caller's own check, or any check with scope ``reports``."""
     rt: Runtime = request.app.state.runtime
     caller = caller_of(request)
-    check = await rt.store.get_check(check_id)
+    check = await rt.find_check(check_id)
     if check is None or (check.caller_id != caller.caller_id and "reports" not in caller.scopes):
         raise not_found(f"no check {check_id!r} visible to this caller")
     feedback = await rt.store.get_feedback(check_id)

@@ -373,6 +373,8 @@ async def get_subject(
     entries = await rt.store.subject_entries(code)
     views = [msgspec.json.decode(await _entry_view(rt, e)) for e in entries]
     grade = await rt.store.get_grade(code)
+    if checks:
+        await rt.checks_settled()  # the checks answered so far listed
     recent = await rt.store.recent_checks(code, limit=checks) if checks else []
     body = {
         "uscc": code,

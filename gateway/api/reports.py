@@ -60,6 +60,7 @@ async def loop_report(
         raise invalid("to", f"a report covers at most {MAX_DAYS} days", "maximum")
     due = rt.settings.feedback_due_days
     today = datetime.now(CST).date()
+    await rt.checks_settled()  # every check answered so far counted
     rows = await rt.store.loop_report(start, end, group_by, today, due)
     if format == "csv":
         text = io.StringIO()

@@ -84,6 +84,7 @@ def recorder_for(settings: Settings, on_batch: Callable[[int, float], None]) -> 
         record_log_factory=record_log_opener(db, settings.record_log_mb << 20)
         if settings.record_log_mb
         else None,
+        store_delay=settings.store_delay_ms / 1000,
     )
 
 

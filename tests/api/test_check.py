@@ -251,7 +251,7 @@ def test_405_other_methods(client: Client, seeded: Seeded) -> None:
 
 def test_every_check_is_recorded_as_answered(client: Client, seeded: Seeded) -> None:
     body = check(client, seeded, RESTRICTED, "bidding", case_ref="A-1")
-    stored = seeded.run(lambda store: store.get_check(body["check_id"]))
+    stored = seeded.stored_check(body["check_id"])
     assert stored is not None
     assert stored.uscc == RESTRICTED
     assert stored.verdict == "restricted"
@@ -288,7 +288,7 @@ def test_batch_of_1000_with_one_invalid_code(client: Client, seeded: Seeded) -> 
     assert len({r["check_id"] for r in answered}) == 999
     assert results[-2]["verdict"] == "restricted"
     assert results[-1]["verdict"] == "attention"
-    stored = seeded.run(lambda store: store.get_check(results[-2]["check_id"]))
+    stored = seeded.stored_check(results[-2]["check_id"])
     assert stored is not None
     assert stored.batch_id == body["batch_id"]
 

@@ -63,6 +63,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             "/v1/check", params={"uscc": RESTRICTED, "matter": "licensing"}, headers=seeded.auth()
         )
         assert check.status_code == 200, check.text
+        assert seeded.stored_check(check.json()["check_id"]) is not None  # counted before
         yield Env(client, seeded, check.json()["check_id"])
 
 

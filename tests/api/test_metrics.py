@@ -117,6 +117,7 @@ def test_feedback_pending_and_overdue_come_from_the_rolled_up_loop(seeded: Seede
             client.get(
                 "/v1/check", params={"uscc": RESTRICTED, "matter": "bidding"}, headers=seeded.auth()
             )
+        client.blocking_portal.call(app.state.runtime.checks_settled)  # in the store
         Maintenance(seeded.path).run_once()  # what the upkeep does in a lull
         client.blocking_portal.call(
             functools.partial(app.state.runtime.publish_metrics, backlog=True)

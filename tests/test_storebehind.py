@@ -1,0 +1,182 @@
+"""Checks inserted behind their frames (``gateway.storebehind``): answered once framed,
+inserted many turns at a time, visible to the worker's reads meanwhile, never counted as
+covered in the record log before they are in the store (so a crash loses none), inserted
+with feedback that needs them, and inserted before the log fsyncs the store itself."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from gateway.model import FeedbackRecord, MeasureFeedback
+from gateway.recorder import Recorder
+from gateway.store import CheckWriter
+from gateway.store.backend import record_log_opener
+from tests.store.helpers import check
+from tests.store.test_checks import make_caller
+from tests.test_recorder import stored_ids
+from tests.test_recorder_inline import TracedWriter
+from tests.test_recordlog import recovered_from_a_copy
+
+
+def held_recorder(
+    db: Path,
+    events: list[tuple[str, int]],
+    delay: float,
+    *,
+    ring_bytes: int = 1 << 20,
+    sync_interval: float = 0.01,
+) -> tuple[Recorder, list[TracedWriter]]:
+    writers: list[TracedWriter] = []
+
+    def inline() -> TracedWriter:
+        writers.append(TracedWriter(db, events).open())
+        return writers[-1]
+
+    recorder = Recorder(
+        lambda: CheckWriter(db),
+        inline_factory=inline,
+        sync_command=None,
+        record_log_factory=record_log_opener(str(db), ring_bytes, sync_interval=sync_interval),
+        store_delay=delay,
+    )
+    return recorder, writers
+
+
+def test_checks_are_answered_when_framed_and_inserted_turns_at_a_time(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    events: list[tuple[str, int]] = []
+    in_store_when_answered: list[int] = []
+    seen_held: list[bool] = []
+
+    async def scenario() -> None:
+        recorder, writers = held_recorder(db, events, delay=0.05)
+        await recorder.start()
+        ids = []
+        for turn in range(5):
+            records = [check(turn * 10 + n + 1, caller) for n in range(10)]
+            ids += [r.check_id for r in records]
+            await asyncio.gather(*(recorder.submit(r) for r in records))
+        in_store_when_answered.append(len(stored_ids(db)))
+        seen_held.extend(recorder.held_check(i) is not None for i in ids)
+        assert recorder.depth == 50  # held checks count against the queue
+        await asyncio.sleep(0.2)
+        assert writers[0].transactions == 1  # five turns, one insert
+        assert recorder.held_check(ids[0]) is None
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert in_store_when_answered == [0]  # answered from their frames alone
+    assert seen_held == [True] * 50  # the worker's reads see them meanwhile
+    assert len(stored_ids(db)) == 50
+
+
+def test_a_held_check_is_not_covered_in_the_log_until_it_is_in_the_store(
+    tmp_path: Path,
+) -> None:
+    """The store syncer fsyncs SQLite's log every 10 ms, but a crash while the checks are
+    held leaves them to recover from the log: they are not in the store yet."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    left: list[list[str]] = []
+
+    async def scenario() -> None:
+        recorder, _ = held_recorder(db, [], delay=30.0)
+        await recorder.start()
+        assert recorder.record_log is not None
+        records = [check(n + 1, caller) for n in range(20)]
+        await asyncio.gather(*(recorder.submit(r) for r in records))
+        await asyncio.sleep(0.2)  # many fsyncs of the store meanwhile
+        await recorder.submit(check(21, caller))  # its frame tells how far the log is covered
+        await asyncio.sleep(0.05)
+        left.append(recovered_from_a_copy(recorder.record_log, tmp_path))
+        await recorder.stop()  # inserts what it holds, then marks the log
+
+    asyncio.run(scenario())
+    assert len(left[0]) == 21
+    assert len(stored_ids(db)) == 21
+
+
+def test_feedback_on_a_held_check_is_inserted_with_it(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    answers: list[bool] = []
+
+    async def scenario() -> None:
+        recorder, _ = held_recorder(db, [], delay=30.0)
+        await recorder.start()
+        made = check(1, caller)
+        await recorder.submit(made)
+        assert recorder.held_check(made.check_id) is not None
+        feedback = FeedbackRecord(
+            check_id=made.check_id,
+            caller_id=caller,
+            measures=(MeasureFeedback("P-BID-01", True, None),),
+            outcome="不予受理",
+            handled_by=None,
+            handled_at=None,
+            received_at="2026-12-07T10:00:00.000+08:00",
+            body=b"{}",
+        )
+        answers.append(await recorder.submit(feedback))  # the check's row is needed first
+        assert recorder.held_check(made.check_id) is None
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert answers == [True]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (1,)
+
+
+def test_a_locked_store_holds_back_the_insert_not_the_answer(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    answered_while_locked: list[int] = []
+
+    async def scenario() -> None:
+        recorder, _ = held_recorder(db, [], delay=0.01)
+        await recorder.start()
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            records = [check(n + 1, caller) for n in range(10)]
+            await asyncio.wait_for(asyncio.gather(*(recorder.submit(r) for r in records)), 5)
+            answered_while_locked.append(len(records))
+            await asyncio.sleep(0.1)  # tried every half millisecond meanwhile
+            assert recorder.held_check(records[0].check_id) is not None
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await recorder.store_held()
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert answered_while_locked == [10]
+    assert len(stored_ids(db)) == 10
+
+
+def test_a_full_ring_inserts_what_is_held_before_fsyncing_the_store(tmp_path: Path) -> None:
+    """A ring of 64 KiB holds a few turns: writing on over frames whose checks are held
+    makes the log ask for their insert, fsync the store and go on; nothing is lost."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    stalls: list[int] = []
+    stored_before_stop: list[int] = []
+
+    async def scenario() -> None:
+        recorder, _ = held_recorder(db, [], delay=30.0, ring_bytes=64 << 10, sync_interval=30.0)
+        await recorder.start()
+        assert recorder.record_log is not None
+        for turn in range(20):
+            records = [check(turn * 20 + n + 1, caller) for n in range(20)]
+            await asyncio.gather(*(recorder.submit(r) for r in records))
+        stalls.append(recorder.record_log.stalls)
+        stored_before_stop.append(len(stored_ids(db)))  # for the stall: the timer is 30 s
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert stalls[0] >= 1
+    assert stored_before_stop[0] >= 20
+    assert len(stored_ids(db)) == 400
