@@ -40,11 +40,14 @@ GRANIAN = str(Path(sys.executable).parent / "granian")  # the venv's, beside its
 #: record costs, measured in the same run. ``gateway-walsync`` (``--apps``): the gateway on a
 #: copy with ``GATEWAY_RECORD_LOG_MB=0``, durable by fsyncs of SQLite's log (by its sync
 #: process) instead of its record log: the durable path before the record log.
-APPS = ("floor", "limit", "gateway", "gateway-walsync", "gateway-unsynced")
+#: ``gateway-eager`` (``--apps``): ``GATEWAY_STORE_DELAY_MS=0``, each turn's checks inserted
+#: into SQLite before their frame (session 13's gateway), not held behind it.
+APPS = ("floor", "limit", "gateway", "gateway-walsync", "gateway-eager", "gateway-unsynced")
 #: The gateway variants, and the environment each adds to the gateway's (on a copy of its
 #: database, so that neither's recording or upkeep touches the other's).
 VARIANTS = {
     "gateway-walsync": {"GATEWAY_RECORD_LOG_MB": "0"},
+    "gateway-eager": {"GATEWAY_STORE_DELAY_MS": "0"},
     "gateway-unsynced": {"GATEWAY_SYNC": "NORMAL"},
 }
 GATEWAYS = ("gateway", *VARIANTS)
