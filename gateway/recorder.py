@@ -289,6 +289,14 @@ class Recorder:
                 await asyncio.sleep(INLINE_RETRY)
             behind = self.behind
 
+    def _store_held_at_stop(self) -> None:
+        if self.behind is None:
+            return
+        try:
+            self.behind.store_blocking()
+        except Exception as exc:  # their frames stay uncovered: recovered at the next start
+            log.error("%d framed checks left to recover: %s", len(self.behind), exc)
+
     def _held_error(self, exc: Exception) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
 
@@ -371,12 +379,15 @@ class Recorder:
     # -- the inline path ------------------------------------------------------------------
     def _lock_busy(self, batch: list[Pending]) -> None:
         """Try again in a moment (locks are held for milliseconds: another worker's commit,
-        a step of the upkeep); after ``INLINE_PATIENCE`` the writer thread waits for it."""
+        a step of the upkeep); after ``INLINE_PATIENCE`` the writer thread waits for it
+        (unless checks are held behind their frames: feedback, all that waits then, may
+        need one of them inserted first, which the thread cannot do)."""
         assert self._loop is not None
         now = time.monotonic()
         if self._busy_since is None:
             self._busy_since = now
-        if now - self._busy_since < INLINE_PATIENCE and self._accepting:
+        patient = self.behind is not None or now - self._busy_since < INLINE_PATIENCE
+        if patient and self._accepting:
             self._turn[:0] = batch  # ahead of what came since
             if not self._turn_scheduled:
                 self._turn_scheduled = True
@@ -409,18 +420,15 @@ class Recorder:
         ):
             return  # _sync_idle commits them
         batch, self._turn = self._turn, []
+        if self.behind is not None:
+            self._flush_behind(batch, self.behind)
+            return
         self._began(batch)
         assert self._inline is not None
         checks = [r for r, _ in batch if isinstance(r, CheckRecord)]
         feedback = [r for r, _ in batch if isinstance(r, FeedbackRecord)]
-        behind = self.behind
         try:
-            if behind is None:
-                inserted = self._inline.try_write(checks, feedback)
-            elif feedback:  # its answer needs the store, and so does its check
-                inserted = behind.insert_with(checks, feedback)
-            else:
-                inserted = []
+            inserted = self._inline.try_write(checks, feedback)
         except Exception as exc:
             self._busy_since = None
             self._failed(batch, exc)
@@ -432,11 +440,7 @@ class Recorder:
         self._busy_since = None
         if self.record_log is not None:
             try:
-                if behind is not None and not feedback:
-                    behind.hold(checks)
-                    behind.framed(self.record_log.write(checks, feedback, stored=False))
-                else:
-                    self.record_log.write(checks, feedback)
+                self.record_log.write(checks, feedback)
             except Exception as exc:  # neither the frame nor the store's fsync: not durable
                 self._failed(batch, exc)
                 return
@@ -445,6 +449,41 @@ class Recorder:
             self._committed(batch, inserted)
         else:
             self._syncer.after_sync(batch, inserted)
+
+    def _flush_behind(self, batch: list[Pending], behind: StoreBehind) -> None:
+        """A turn with its checks held behind their frame: the checks are framed and
+        answered whatever the store's lock; feedback is inserted first, with every check
+        held (its answer, new or not, comes from the store), and waits for the lock."""
+        assert self.record_log is not None
+        checks = [r for r, _ in batch if isinstance(r, CheckRecord)]
+        feedback = [r for r, _ in batch if isinstance(r, FeedbackRecord)]
+        inserted: list[bool] = []
+        if feedback:
+            try:
+                found = behind.insert_with(checks, feedback)
+            except Exception as exc:
+                self._failed(batch, exc)
+                return
+            if found is None:  # the lock is taken elsewhere: the feedback waits, not the checks
+                self._lock_busy([p for p in batch if isinstance(p[0], FeedbackRecord)])
+                batch = [p for p in batch if isinstance(p[0], CheckRecord)]
+                feedback = []
+                if not batch:
+                    return
+            else:
+                self._busy_since = None
+                inserted = found
+        self._began(batch)
+        try:
+            if feedback:  # the checks went in with it
+                self.record_log.write(checks, feedback)
+            else:
+                behind.hold(checks)
+                behind.framed(self.record_log.write(checks, feedback, stored=False))
+        except Exception as exc:  # neither the frame nor the store's fsync: not durable
+            self._failed(batch, exc)
+            return
+        self._committed(batch, inserted)
 
     async def stop(self) -> None:
         """Refuse new records, flush the queue, close the writer."""
@@ -458,16 +497,13 @@ class Recorder:
             await self._pipeline.close()
             await asyncio.sleep(0)
             return
+        self._store_held_at_stop()  # before the writer thread may take feedback on them
         self._flush_turn()
         if self._syncer is not None:
             await self._syncer.stop()
             self._syncer = None
-        if self.behind is not None:
-            try:
-                self.behind.store_blocking()
-            except Exception as exc:  # their frames stay uncovered: recovered at the next start
-                log.error("%d framed checks left to recover: %s", len(self.behind), exc)
-            self.behind = None
+        self._store_held_at_stop()
+        self.behind = None
         if self.record_log is not None:
             self.record_log.close()
             self.record_log = None
@@ -522,7 +558,7 @@ class Recorder:
         began = self._writing.pop(id(batch), None)
         if self._on_batch is not None and began is not None:
             self._on_batch(len(batch), time.perf_counter() - began)
-        self.last_error = ""
+        self.last_error = self.behind.error if self.behind is not None else ""
         self.last_write = time.monotonic()
         self.batches += 1
         self.records += len(batch)

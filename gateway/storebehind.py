@@ -78,6 +78,8 @@ class StoreBehind:
         #: Transactions that inserted held checks, and the checks they inserted.
         self.inserts = 0
         self.inserted = 0
+        #: Why the last insert failed, until one succeeds ("" when none has failed).
+        self.error = ""
 
     def __len__(self) -> int:
         return len(self._held)
@@ -126,6 +128,7 @@ class StoreBehind:
             inserted = self._store.try_write(list(self._held.values()), [])
         except Exception as exc:  # they stay held (and framed): tried again, recovered at worst
             log.error("%d checks not inserted into the store yet: %s", len(self._held), exc)
+            self.error = f"{type(exc).__name__}: {exc}"
             self._on_error(exc)
             self._schedule(max(self._delay, 0.1))
             return
@@ -143,6 +146,7 @@ class StoreBehind:
         self._inserted(self._frame)
 
     def _inserted(self, frame: int) -> None:
+        self.error = ""
         self.inserts += 1
         self.inserted += len(self._held)
         self._held.clear()

@@ -44,6 +44,19 @@ def held_recorder(
     return recorder, writers
 
 
+def feedback_on(check_id: str, caller: int) -> FeedbackRecord:
+    return FeedbackRecord(
+        check_id=check_id,
+        caller_id=caller,
+        measures=(MeasureFeedback("P-BID-01", True, None),),
+        outcome="不予受理",
+        handled_by=None,
+        handled_at=None,
+        received_at="2026-12-07T10:00:00.000+08:00",
+        body=b"{}",
+    )
+
+
 def test_checks_are_answered_when_framed_and_inserted_turns_at_a_time(tmp_path: Path) -> None:
     db = tmp_path / "g.db"
     caller = make_caller(db).caller_id
@@ -110,17 +123,8 @@ def test_feedback_on_a_held_check_is_inserted_with_it(tmp_path: Path) -> None:
         made = check(1, caller)
         await recorder.submit(made)
         assert recorder.held_check(made.check_id) is not None
-        feedback = FeedbackRecord(
-            check_id=made.check_id,
-            caller_id=caller,
-            measures=(MeasureFeedback("P-BID-01", True, None),),
-            outcome="不予受理",
-            handled_by=None,
-            handled_at=None,
-            received_at="2026-12-07T10:00:00.000+08:00",
-            body=b"{}",
-        )
-        answers.append(await recorder.submit(feedback))  # the check's row is needed first
+        # the check's row is needed first (the foreign key)
+        answers.append(await recorder.submit(feedback_on(made.check_id, caller)))
         assert recorder.held_check(made.check_id) is None
         await recorder.stop()
 
@@ -180,3 +184,38 @@ def test_a_full_ring_inserts_what_is_held_before_fsyncing_the_store(tmp_path: Pa
     assert stalls[0] >= 1
     assert stored_before_stop[0] >= 20
     assert len(stored_ids(db)) == 400
+
+
+def test_feedback_waits_for_a_locked_store_and_checks_of_its_turn_do_not(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    events: list[str] = []
+
+    async def scenario() -> None:
+        recorder, _ = held_recorder(db, [], delay=0.01)
+        await recorder.start()
+        made = check(1, caller)
+        await recorder.submit(made)
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            given = recorder.submit(feedback_on(made.check_id, caller))
+            beside = recorder.submit(check(2, caller))  # the same turn as the feedback
+            given.add_done_callback(lambda _: events.append("feedback"))
+            await asyncio.wait_for(beside, 5)
+            events.append("check")
+            await asyncio.sleep(0.1)
+            assert not given.done()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert await asyncio.wait_for(given, 5) is True
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert events == ["check", "feedback"]
+    assert len(stored_ids(db)) == 2
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (1,)
