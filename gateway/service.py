@@ -21,7 +21,8 @@ from gateway.metrics import Metrics
 from gateway.model import Caller, CheckRecord, FeedbackRecord, Grade, ListEntry, Measure
 from gateway.privacy import redact
 from gateway.problems import FieldError, Problem, invalid, overloaded
-from gateway.recorder import Recorder, RecorderFull
+from gateway.recorder import Recorder
+from gateway.recording import RecorderFull
 from gateway.snapshot import Snapshot
 from measures_catalog import Catalog
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gateway import pipeline, recorder
-from gateway.recorder import Recorder, RecorderFull
+from gateway.recorder import Recorder
+from gateway.recording import RecorderFull
 from gateway.store import CheckWriter, Store
 from tests.store.helpers import batch_checks_commit_whole, check
 from tests.store.test_checks import make_caller

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from gateway.model import CheckRecord, FeedbackRecord
-from gateway.recorder import Recorder, RecorderFull
+from gateway.recorder import Recorder
+from gateway.recording import RecorderFull
 from gateway.store import CheckWriter
 from tests.store.helpers import check, submit_in_turns
 from tests.store.test_checks import make_caller

@@ -17,7 +17,8 @@ import asyncpg
 
 from gateway import recordframes
 from gateway.model import CheckRecord, FeedbackRecord
-from gateway.recorder import InlineWriter, Recorder
+from gateway.recorder import Recorder
+from gateway.recording import InlineWriter
 from gateway.recordlog import SYNC_INTERVAL, RecordLog
 from gateway.settings import Settings, db_label, is_postgres_url
 from gateway.store.checks import CheckWriter

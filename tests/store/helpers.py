@@ -15,7 +15,8 @@ import asyncpg
 import msgspec
 
 from gateway.model import CheckRecord, EntryInput, FeedbackRecord, MeasureFeedback
-from gateway.recorder import Recorder, RecorderFull
+from gateway.recorder import Recorder
+from gateway.recording import RecorderFull
 from gateway.store import CheckWriter, Maintenance, Store, subject_index
 from gateway.store.maintenance import TRICKLE_AFTER
 from gateway.store.pg import PgStore

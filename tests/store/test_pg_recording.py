@@ -18,7 +18,8 @@ import asyncpg
 import pytest
 
 from gateway import feed
-from gateway.recorder import Recorder, RecorderFull
+from gateway.recorder import Recorder
+from gateway.recording import RecorderFull
 from gateway.snapshot import Snapshot
 from gateway.store.pg import PgStore
 from gateway.store.pg.notify import ChangeListener
