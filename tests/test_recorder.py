@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import pipeline, recorder
+from gateway import pipeline, recording
 from gateway.recorder import Recorder
 from gateway.recording import RecorderFull
 from gateway.store import CheckWriter, Store
@@ -19,7 +19,7 @@ from tests.store.test_checks import make_caller
 
 
 def test_doctests() -> None:
-    for module in (recorder, pipeline):
+    for module in (recording, pipeline):
         result = doctest.testmod(module)
         assert result.attempted > 0
         assert result.failed == 0
