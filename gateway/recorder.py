@@ -204,13 +204,16 @@ class Recorder:
         return self.behind.get(check_id) if self.behind is not None else None
 
     async def store_held(self) -> None:
-        """Return once every check this worker framed before the call is in the store."""
+        """Return once every check this worker framed before the call is in the store
+        (not those framed meanwhile: under load some always are)."""
         behind = self.behind
-        while behind is not None and len(behind):
+        if behind is None:
+            return
+        framed = behind.held_total
+        while behind.inserted < framed and self.behind is behind:
             behind.store()
-            if len(behind):
+            if behind.inserted < framed:
                 await asyncio.sleep(INLINE_RETRY)
-            behind = self.behind
 
     def _store_held_at_stop(self) -> None:
         if self.behind is None:

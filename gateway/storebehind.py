@@ -75,7 +75,9 @@ class StoreBehind:
         self._frame = 0  # the last frame whose checks are held
         self._timer: asyncio.TimerHandle | None = None
         record_log.store_pending = self.store_blocking
-        #: Transactions that inserted held checks, and the checks they inserted.
+        #: Checks ever held; transactions that inserted held checks, and the checks they
+        #: inserted (all held before it: ``inserted`` reaches what ``held_total`` was).
+        self.held_total = 0
         self.inserts = 0
         self.inserted = 0
         #: Why the last insert failed, until one succeeds ("" when none has failed).
@@ -92,6 +94,7 @@ class StoreBehind:
         """Hold ``checks`` until they are inserted (before their frame is written)."""
         for check in checks:
             self._held[check.check_id] = check
+        self.held_total += len(checks)
 
     def framed(self, number: int) -> None:
         """The frame ``number`` (0: none, the store was fsynced instead) holds the checks

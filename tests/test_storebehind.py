@@ -219,3 +219,34 @@ def test_feedback_waits_for_a_locked_store_and_checks_of_its_turn_do_not(
     assert len(stored_ids(db)) == 2
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (1,)
+
+
+def test_waiting_for_what_is_held_ends_while_checks_keep_coming(tmp_path: Path) -> None:
+    """A report waits for the checks answered before it, not for a lull that never comes."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    seen: list[bool] = []
+
+    async def scenario() -> None:
+        recorder, _ = held_recorder(db, [], delay=30.0)
+        await recorder.start()
+        first = check(1, caller)
+        await recorder.submit(first)
+        stop = asyncio.Event()
+
+        async def keep_checking() -> None:
+            n = 2
+            while not stop.is_set():
+                await recorder.submit(check(n, caller))
+                n += 1
+
+        busy = asyncio.create_task(keep_checking())
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(recorder.store_held(), 5)
+        seen.append(first.check_id in stored_ids(db))
+        stop.set()
+        await busy
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert seen == [True]
