@@ -313,10 +313,11 @@ class RecordLog:
         try:
             if self._stored < self._number:
                 log.warning("record log %s: records not in the store left to recover", self.path)
-            elif self._number > self._covered:
-                self._sync_store()
-                self._covered = self._number
-                self._mark()
+            elif self._number > self._marked:  # frames since the last marker
+                if self._number > self._covered:
+                    self._sync_store()
+                    self._covered = self._number
+                self._mark()  # even if the syncer covered them all: no frame on disk says so
         except OSError as exc:
             log.error("record log %s left to recover: %s", self.path, exc)
         finally:
@@ -357,7 +358,7 @@ class RecordLog:
     def _mark(self) -> None:
         """A frame covering itself, at the head: nothing written before it is recovered."""
         self._number += 1
-        self._covered = self._stored = self._number
+        self._covered = self._stored = self._marked = self._number
         start = self._place(BLOCK)
         self._put(start, self._number, self._number, EMPTY, BLOCK)
         self._head = start + BLOCK

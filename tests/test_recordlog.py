@@ -171,6 +171,24 @@ def test_frames_the_store_syncer_covered_are_not_recovered(tmp_path: Path) -> No
     log.close()
 
 
+def test_a_clean_close_leaves_nothing_to_recover_even_when_all_was_covered(
+    tmp_path: Path,
+) -> None:
+    """The store syncer covered every frame before the close: a marker must still say so
+    on disk, or the next start would give the store the last frames again."""
+    store = Store()
+    log = open_log(tmp_path / "records", store)
+    log.write([check(1, 1)], [])
+    for _ in range(500):
+        if log.covered >= 2:
+            break
+        threading.Event().wait(0.01)
+    assert log.covered >= 2
+    path = log.path
+    log.close()
+    assert recover(path, Store().restore)[0] == 0
+
+
 def test_no_frame_is_written_over_before_the_store_is_synced(tmp_path: Path) -> None:
     store = slow_store()  # the store syncer gets nowhere: the ring fills
     log = open_log(tmp_path / "records", store, ring_bytes=8 * BLOCK)  # 8 one-block frames
