@@ -85,7 +85,8 @@ FEEDBACK = Counter(
 )
 RECORDER_QUEUE = Gauge(
     "gateway_recorder_queue_depth",
-    "Checks and feedback submitted and not yet durable, per worker.",
+    "Checks and feedback submitted and not yet durable, or durable in the record log and "
+    "not yet in the store, per worker.",
     multiprocess_mode="liveall",
 )
 RECORDER_BATCH = Histogram(
