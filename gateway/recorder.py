@@ -384,11 +384,15 @@ class Recorder:
         checks = [r for r, _ in batch if isinstance(r, CheckRecord)]
         feedback = [r for r, _ in batch if isinstance(r, FeedbackRecord)]
         inserted: list[bool] = []
-        if feedback:
+        stored = False
+        if feedback or behind.full:
             try:
                 found = behind.insert_with(checks, feedback)
             except Exception as exc:
                 self._failed(batch, exc)
+                return
+            if found is None and behind.full:  # as many held as may be: all of it waits
+                self._lock_busy(batch)
                 return
             if found is None:  # the lock is taken elsewhere: the feedback waits, not the checks
                 self._lock_busy([p for p in batch if isinstance(p[0], FeedbackRecord)])
@@ -399,9 +403,10 @@ class Recorder:
             else:
                 self._busy_since = None
                 inserted = found
+                stored = True
         self._began(batch)
         try:
-            if feedback:  # the checks went in with it
+            if stored:  # the checks went in with the feedback, or for want of room
                 self.record_log.write(checks, feedback)
             else:
                 behind.hold(checks)

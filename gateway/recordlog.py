@@ -204,6 +204,11 @@ class RecordLog:
         """Frames numbered up to this are durable in the store."""
         return self._covered
 
+    @property
+    def ring_bytes(self) -> int:
+        """The ring's size: what frames not yet covered may take at most."""
+        return self._ring
+
     @classmethod
     def open(
         cls,

@@ -24,7 +24,10 @@ What is held here is durable (its frame is written) and not yet in the store:
   the recorder calls it too before it closes the log. After a crash, the records of the
   frames not covered are given to the store again, as before.
 * **The lock held elsewhere** (the other worker's commit, a step of the upkeep) delays
-  the insert, not the answer: it is tried again ``RETRY`` seconds later.
+  the insert, not the answer: it is tried again ``RETRY`` seconds later. Held checks are
+  bounded by the ring (:attr:`StoreBehind.full`: one check a block, half the ring), so
+  that their frames never fill it: past that, the recorder inserts each turn's checks
+  before their frame again, and a turn waits for the lock as it did without holding.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from gateway.model import CheckRecord, FeedbackRecord
+from gateway.recordframes import BLOCK
 from gateway.recordlog import RecordLog
 
 log = logging.getLogger(__name__)
@@ -70,7 +74,11 @@ class StoreBehind:
         self._log = record_log
         self._delay = delay
         self._on_error = on_error
-        self._most = most
+        #: Checks held at most: a frame takes at least a block, and the held checks' frames
+        #: must leave the ring room (the other half: frames the store's fsync has not
+        #: covered yet), or writing on would wait for their insert in the loop's thread.
+        self._cap = max(1, record_log.ring_bytes // (2 * BLOCK))
+        self._most = min(most, self._cap)
         self._held: dict[str, CheckRecord] = {}
         self._frame = 0  # the last frame whose checks are held
         self._timer: asyncio.TimerHandle | None = None
@@ -85,6 +93,11 @@ class StoreBehind:
 
     def __len__(self) -> int:
         return len(self._held)
+
+    @property
+    def full(self) -> bool:
+        """Whether no more checks may be held (the recorder inserts before framing)."""
+        return len(self._held) >= self._cap
 
     def get(self, check_id: str) -> CheckRecord | None:
         """The check ``check_id`` if it is held here (framed, not yet in the store)."""

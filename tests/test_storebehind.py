@@ -162,8 +162,10 @@ def test_a_locked_store_holds_back_the_insert_not_the_answer(tmp_path: Path) -> 
 
 
 def test_a_full_ring_inserts_what_is_held_before_fsyncing_the_store(tmp_path: Path) -> None:
-    """A ring of 64 KiB holds a few turns: writing on over frames whose checks are held
-    makes the log ask for their insert, fsync the store and go on; nothing is lost."""
+    """A ring of 64 KiB holds a few turns, and the store is fsynced once in 30 s: writing on
+    makes the log ask for what is held to be inserted, fsync the store and go on; held
+    checks are bounded by the ring (8 here), past which a turn's checks are inserted before
+    their frame; nothing is lost."""
     db = tmp_path / "g.db"
     caller = make_caller(db).caller_id
     stalls: list[int] = []
@@ -177,7 +179,7 @@ def test_a_full_ring_inserts_what_is_held_before_fsyncing_the_store(tmp_path: Pa
             records = [check(turn * 20 + n + 1, caller) for n in range(20)]
             await asyncio.gather(*(recorder.submit(r) for r in records))
         stalls.append(recorder.record_log.stalls)
-        stored_before_stop.append(len(stored_ids(db)))  # for the stall: the timer is 30 s
+        stored_before_stop.append(len(stored_ids(db)))  # not by the timer: it is 30 s
         await recorder.stop()
 
     asyncio.run(scenario())
@@ -250,3 +252,36 @@ def test_waiting_for_what_is_held_ends_while_checks_keep_coming(tmp_path: Path) 
 
     asyncio.run(scenario())
     assert seen == [True]
+
+
+def test_past_what_the_ring_allows_held_a_locked_store_holds_answers_back(
+    tmp_path: Path,
+) -> None:
+    """Held checks are bounded by the ring (64 KiB: 8), so that their frames never fill it:
+    with the store locked, the ninth check waits for the lock, as without holding."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    answered: list[int] = []
+
+    async def scenario() -> None:
+        recorder, _ = held_recorder(db, [], delay=30.0, ring_bytes=64 << 10)
+        await recorder.start()
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            for n in range(8):
+                await asyncio.wait_for(recorder.submit(check(n + 1, caller)), 5)
+            answered.append(8)
+            ninth = recorder.submit(check(9, caller))
+            await asyncio.sleep(0.2)
+            assert not ninth.done()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await asyncio.wait_for(ninth, 5)
+        answered.append(9)
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert answered == [8, 9]
+    assert len(stored_ids(db)) == 9
