@@ -136,7 +136,14 @@ class Recorder:
         self.batches = 0
         self.records = 0
         self.last_write = 0.0
-        self.last_error = ""
+        self._last_error = ""
+
+    @property
+    def last_error(self) -> str:
+        """Why the last commit failed, or the last insert of held checks, until one
+        succeeds ("" when none is failing)."""
+        held_error = self.behind.error if self.behind is not None else ""
+        return self._last_error or held_error
 
     @property
     def depth(self) -> int:
@@ -186,7 +193,6 @@ class Recorder:
                         self._inline,
                         self.record_log,
                         self._store_delay,
-                        self._held_error,
                     )
         self._start_accepting()
 
@@ -222,9 +228,6 @@ class Recorder:
             self.behind.store_blocking()
         except Exception as exc:  # their frames stay uncovered: recovered at the next start
             log.error("%d framed checks left to recover: %s", len(self.behind), exc)
-
-    def _held_error(self, exc: Exception) -> None:
-        self.last_error = f"{type(exc).__name__}: {exc}"
 
     def _start_syncer(self) -> Syncer[Pending]:
         assert self._loop is not None
@@ -489,7 +492,7 @@ class Recorder:
         began = self._writing.pop(id(batch), None)
         if self._on_batch is not None and began is not None:
             self._on_batch(len(batch), time.perf_counter() - began)
-        self.last_error = self.behind.error if self.behind is not None else ""
+        self._last_error = ""
         self.last_write = time.monotonic()
         self.batches += 1
         self.records += len(batch)
@@ -501,8 +504,8 @@ class Recorder:
 
     def _failed(self, batch: list[Pending], exc: Exception) -> None:
         self._writing.pop(id(batch), None)
-        self.last_error = f"{type(exc).__name__}: {exc}"
-        log.error("batch of %d records not committed: %s", len(batch), self.last_error)
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        log.error("batch of %d records not committed: %s", len(batch), self._last_error)
         for _, future in batch:
             if not future.done():
                 future.set_exception(RecorderFull(retry_after=2))

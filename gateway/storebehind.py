@@ -7,14 +7,14 @@ hands them here, and they are inserted ``delay`` seconds later (10 ms by default
 at full load one commit for ten or more turns instead of one each. Measured on the
 development machine (docs/performance.md, session 14): with two workers, whose commits
 otherwise find the write lock held by the other one turn in six and wait for it, 1.2 ×
-the throughput and a shorter tail; with one worker, within the noise.
+the throughput and a shorter tail; with one worker 1.07 × and less CPU a check.
 
 What is held here is durable (its frame is written) and not yet in the store:
 
 * **Reads see it.** :meth:`StoreBehind.get` gives a check held here by its id (the
-  worker's own reads: ``CheckService.find_check``); a check held by another worker is in
+  worker's own reads: ``Runtime.find_check``); a check held by another worker is in
   the store ``delay`` seconds later, and a reader that misses a check made in the last
-  second waits for it (``gateway.service``).
+  second waits for it (``gateway.runtime``).
 * **Feedback** is inserted at once, with everything held here (its check may be among
   them, and its answer, new or not, needs the store): :meth:`StoreBehind.insert_with`.
 * **Nothing is written over before it is stored.** The record log counts a frame as
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Final, Protocol
 
 from gateway.model import CheckRecord, FeedbackRecord
@@ -66,27 +65,23 @@ class StoreBehind:
         store: Inserts,
         record_log: RecordLog,
         delay: float,
-        on_error: Callable[[Exception], None],
-        most: int = MOST,
     ) -> None:
         self._loop = loop
         self._store = store
         self._log = record_log
         self._delay = delay
-        self._on_error = on_error
         #: Checks held at most: a frame takes at least a block, and the held checks' frames
         #: must leave the ring room (the other half: frames the store's fsync has not
         #: covered yet), or writing on would wait for their insert in the loop's thread.
         self._cap = max(1, record_log.ring_bytes // (2 * BLOCK))
-        self._most = min(most, self._cap)
+        self._most = min(MOST, self._cap)
         self._held: dict[str, CheckRecord] = {}
         self._frame = 0  # the last frame whose checks are held
         self._timer: asyncio.TimerHandle | None = None
         record_log.store_pending = self.store_blocking
-        #: Checks ever held; transactions that inserted held checks, and the checks they
-        #: inserted (all held before it: ``inserted`` reaches what ``held_total`` was).
+        #: Checks ever held, and ever inserted (an insert takes all held before it:
+        #: ``inserted`` reaches what ``held_total`` was).
         self.held_total = 0
-        self.inserts = 0
         self.inserted = 0
         #: Why the last insert failed, until one succeeds ("" when none has failed).
         self.error = ""
@@ -145,7 +140,6 @@ class StoreBehind:
         except Exception as exc:  # they stay held (and framed): tried again, recovered at worst
             log.error("%d checks not inserted into the store yet: %s", len(self._held), exc)
             self.error = f"{type(exc).__name__}: {exc}"
-            self._on_error(exc)
             self._schedule(max(self._delay, 0.1))
             return
         if inserted is None:
@@ -163,7 +157,6 @@ class StoreBehind:
 
     def _inserted(self, frame: int) -> None:
         self.error = ""
-        self.inserts += 1
         self.inserted += len(self._held)
         self._held.clear()
         if self._timer is not None:

@@ -285,3 +285,36 @@ def test_past_what_the_ring_allows_held_a_locked_store_holds_answers_back(
     asyncio.run(scenario())
     assert answered == [8, 9]
     assert len(stored_ids(db)) == 9
+
+
+def test_an_insert_that_fails_is_told_until_one_succeeds(tmp_path: Path) -> None:
+    """The store refuses the held checks (a trigger): they stay held and framed, the
+    recorder says why (``/readyz`` shows it), and once the store takes them it says
+    nothing more."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    errors: list[str] = []
+
+    async def scenario() -> None:
+        recorder, _ = held_recorder(db, [], delay=0.01)
+        await recorder.start()
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON checks "
+                "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+            )
+        made = check(1, caller)
+        await recorder.submit(made)  # answered: its frame is written
+        await asyncio.sleep(0.1)
+        errors.append(recorder.last_error)
+        assert recorder.held_check(made.check_id) is not None
+        with sqlite3.connect(db) as conn:
+            conn.execute("DROP TRIGGER refuse")
+        await asyncio.sleep(0.3)  # tried again after 0.1 s
+        errors.append(recorder.last_error)
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert "refused for the test" in errors[0]
+    assert errors[1] == ""
+    assert len(stored_ids(db)) == 1
