@@ -36,8 +36,8 @@ worker's **record log** (``gateway.recordlog``), a file written in place with
 its answer); SQLite's log is fsynced behind, by the record log's own thread. The sync
 process is then not started; it remains for when the log cannot be opened. With a
 ``store_delay``, a turn's checks are not even inserted before their frame: they are
-inserted a few milliseconds later, many turns in one transaction
-(``gateway.storebehind``); feedback still is, at once.
+inserted a few milliseconds later, many turns in one transaction, by a thread of their
+own beside the loop (``gateway.storebehind``); feedback still is, at once, by the loop.
 
 The queue is bounded: when full, ``submit`` raises :class:`RecorderFull`
 and the caller answers 503 with ``Retry-After``; nothing is dropped silently.
@@ -193,6 +193,7 @@ class Recorder:
                         self._inline,
                         self.record_log,
                         self._store_delay,
+                        self._inline_factory,
                     )
         self._start_accepting()
 
@@ -437,7 +438,9 @@ class Recorder:
             await self._syncer.stop()
             self._syncer = None
         self._store_held_at_stop()
-        self.behind = None
+        if self.behind is not None:
+            self.behind.close()
+            self.behind = None
         if self.record_log is not None:
             self.record_log.close()
             self.record_log = None

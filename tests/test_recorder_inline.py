@@ -39,6 +39,8 @@ class TracedWriter(CheckWriter):
         self.fail_sync = fail_sync
         self.sync_seconds = sync_seconds  # a slow disk
         self.transactions = 0
+        #: The threads that committed (the event loop's, the inserter's).
+        self.threads: set[int] = set()
         self._events_lock = threading.Lock()
 
     def try_write(
@@ -47,8 +49,17 @@ class TracedWriter(CheckWriter):
         result = super().try_write(checks, feedback)
         if result is not None:
             with self._events_lock:
+                self.threads.add(threading.get_ident())
                 self.transactions += 1
                 self.events.extend(("commit", 0) for _ in checks)
+        return result
+
+    def write(self, checks: list[CheckRecord], feedback: list[FeedbackRecord]) -> list[bool]:
+        result = super().write(checks, feedback)
+        with self._events_lock:
+            self.threads.add(threading.get_ident())
+            self.transactions += 1
+            self.events.extend(("commit", 0) for _ in checks)
         return result
 
     def sync_wal(self) -> None:

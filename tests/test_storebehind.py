@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 from gateway.model import FeedbackRecord, MeasureFeedback
@@ -76,7 +77,8 @@ def test_checks_are_answered_when_framed_and_inserted_turns_at_a_time(tmp_path: 
         seen_held.extend(recorder.held_check(i) is not None for i in ids)
         assert recorder.depth == 50  # held checks count against the queue
         await asyncio.sleep(0.2)
-        assert writers[0].transactions == 1  # five turns, one insert
+        assert sum(w.transactions for w in writers) == 1  # five turns, one insert
+        assert len(writers) == 2  # by the inserter thread's own connection
         assert recorder.held_check(ids[0]) is None
         await recorder.stop()
 
@@ -148,7 +150,7 @@ def test_a_locked_store_holds_back_the_insert_not_the_answer(tmp_path: Path) -> 
             records = [check(n + 1, caller) for n in range(10)]
             await asyncio.wait_for(asyncio.gather(*(recorder.submit(r) for r in records)), 5)
             answered_while_locked.append(len(records))
-            await asyncio.sleep(0.1)  # tried every half millisecond meanwhile
+            await asyncio.sleep(0.1)  # the inserter thread waits for the lock meanwhile
             assert recorder.held_check(records[0].check_id) is not None
         finally:
             blocker.execute("ROLLBACK")
@@ -159,6 +161,43 @@ def test_a_locked_store_holds_back_the_insert_not_the_answer(tmp_path: Path) -> 
     asyncio.run(scenario())
     assert answered_while_locked == [10]
     assert len(stored_ids(db)) == 10
+
+
+def test_the_insert_waits_for_the_lock_beside_the_loop_and_what_comes_meanwhile_follows(
+    tmp_path: Path,
+) -> None:
+    """The held checks are inserted by a thread of their own: while its insert waits for a
+    lock held elsewhere, the loop answers the next turns, holds them, and the worker's reads
+    find both; the later checks go in the next insert, once the first is over."""
+    db = tmp_path / "g.db"
+    caller = make_caller(db).caller_id
+    loop_thread: list[int] = []
+
+    async def scenario() -> None:
+        loop_thread.append(threading.get_ident())
+        recorder, writers = held_recorder(db, [], delay=0.01)
+        await recorder.start()
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            first = [check(n + 1, caller) for n in range(10)]
+            await asyncio.wait_for(asyncio.gather(*(recorder.submit(r) for r in first)), 5)
+            await asyncio.sleep(0.05)  # the inserter has taken them and waits for the lock
+            later = [check(n + 11, caller) for n in range(10)]
+            await asyncio.wait_for(asyncio.gather(*(recorder.submit(r) for r in later)), 5)
+            await asyncio.sleep(0.05)
+            assert all(recorder.held_check(r.check_id) for r in first + later)
+            assert stored_ids(db) == set()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await asyncio.wait_for(recorder.store_held(), 5)
+        assert sum(w.transactions for w in writers) == 2  # the first ten, then the next ten
+        assert all(loop_thread[0] not in w.threads for w in writers)
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert len(stored_ids(db)) == 20
 
 
 def test_a_full_ring_inserts_what_is_held_before_fsyncing_the_store(tmp_path: Path) -> None:
