@@ -69,7 +69,8 @@ class Inserts(Protocol):
 
 
 class StoreBehind:
-    """The checks of one worker framed and not yet in the store. Event loop thread only."""
+    """The checks of one worker framed and not yet in the store. Its methods are for the
+    event loop's thread; the inserter thread runs :meth:`_insert` alone."""
 
     def __init__(
         self,
