@@ -195,6 +195,7 @@ def test_the_insert_waits_for_the_lock_beside_the_loop_and_what_comes_meanwhile_
         assert sum(w.transactions for w in writers) == 2  # the first ten, then the next ten
         assert all(loop_thread[0] not in w.threads for w in writers)
         await recorder.stop()
+        assert not [t for t in threading.enumerate() if t.name.startswith("store-behind")]
 
     asyncio.run(scenario())
     assert len(stored_ids(db)) == 20
