@@ -48,19 +48,19 @@ class TracedWriter(CheckWriter):
     ) -> list[bool] | None:
         result = super().try_write(checks, feedback)
         if result is not None:
-            with self._events_lock:
-                self.threads.add(threading.get_ident())
-                self.transactions += 1
-                self.events.extend(("commit", 0) for _ in checks)
+            self._committed(checks)
         return result
 
     def write(self, checks: list[CheckRecord], feedback: list[FeedbackRecord]) -> list[bool]:
         result = super().write(checks, feedback)
+        self._committed(checks)
+        return result
+
+    def _committed(self, checks: list[CheckRecord]) -> None:
         with self._events_lock:
             self.threads.add(threading.get_ident())
             self.transactions += 1
             self.events.extend(("commit", 0) for _ in checks)
-        return result
 
     def sync_wal(self) -> None:
         with self._events_lock:
