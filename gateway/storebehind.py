@@ -46,26 +46,17 @@ import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Final, Protocol
+from typing import Final
 
 from gateway.model import CheckRecord, FeedbackRecord
 from gateway.recordframes import BLOCK
+from gateway.recording import InlineWriter
 from gateway.recordlog import RecordLog
 
 log = logging.getLogger(__name__)
 
 #: Checks held that are inserted without waiting for ``delay`` (a batch check, say).
 MOST: Final = 1000
-
-
-class Inserts(Protocol):
-    def try_write(
-        self, checks: list[CheckRecord], feedback: list[FeedbackRecord]
-    ) -> list[bool] | None: ...
-
-    def write(self, checks: list[CheckRecord], feedback: list[FeedbackRecord]) -> list[bool]: ...
-
-    def close(self) -> None: ...
 
 
 class StoreBehind:
@@ -75,17 +66,17 @@ class StoreBehind:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        store: Inserts,
+        store: InlineWriter,
         record_log: RecordLog,
         delay: float,
-        inserter: Callable[[], Inserts],
+        inserter: Callable[[], InlineWriter],
     ) -> None:
         self._loop = loop
         self._store = store
         #: The inserter thread: its own connection (``inserter()``, opened there), and the
         #: insert it is doing (its checks stay held, readable, until it is over).
         self._open_inserter = inserter
-        self._inserter: Inserts | None = None
+        self._inserter: InlineWriter | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="store-behind")
         self._inserting: tuple[Future[None], list[CheckRecord], int] | None = None
         self._log = record_log
