@@ -14,7 +14,7 @@ from gateway.model import FeedbackRecord, MeasureFeedback
 from gateway.recorder import Recorder
 from gateway.store import CheckWriter
 from gateway.store.backend import record_log_opener
-from tests.store.helpers import check
+from tests.store.helpers import check, write_lock_held
 from tests.store.test_checks import make_caller
 from tests.test_recorder import stored_ids
 from tests.test_recorder_inline import TracedWriter
@@ -144,17 +144,12 @@ def test_a_locked_store_holds_back_the_insert_not_the_answer(tmp_path: Path) -> 
     async def scenario() -> None:
         recorder, _ = held_recorder(db, [], delay=0.01)
         await recorder.start()
-        blocker = sqlite3.connect(db, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
+        with write_lock_held(db):
             records = [check(n + 1, caller) for n in range(10)]
             await asyncio.wait_for(asyncio.gather(*(recorder.submit(r) for r in records)), 5)
             answered_while_locked.append(len(records))
             await asyncio.sleep(0.1)  # the inserter thread waits for the lock meanwhile
             assert recorder.held_check(records[0].check_id) is not None
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
         await recorder.store_held()
         await recorder.stop()
 
@@ -177,9 +172,7 @@ def test_the_insert_waits_for_the_lock_beside_the_loop_and_what_comes_meanwhile_
         loop_thread.append(threading.get_ident())
         recorder, writers = held_recorder(db, [], delay=0.01)
         await recorder.start()
-        blocker = sqlite3.connect(db, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
+        with write_lock_held(db):
             first = [check(n + 1, caller) for n in range(10)]
             await asyncio.wait_for(asyncio.gather(*(recorder.submit(r) for r in first)), 5)
             await asyncio.sleep(0.05)  # the inserter has taken them and waits for the lock
@@ -188,9 +181,6 @@ def test_the_insert_waits_for_the_lock_beside_the_loop_and_what_comes_meanwhile_
             await asyncio.sleep(0.05)
             assert all(recorder.held_check(r.check_id) for r in first + later)
             assert stored_ids(db) == set()
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
         await asyncio.wait_for(recorder.store_held(), 5)
         assert sum(w.transactions for w in writers) == 2  # the first ten, then the next ten
         assert all(loop_thread[0] not in w.threads for w in writers)
@@ -240,9 +230,7 @@ def test_feedback_waits_for_a_locked_store_and_checks_of_its_turn_do_not(
         await recorder.start()
         made = check(1, caller)
         await recorder.submit(made)
-        blocker = sqlite3.connect(db, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
+        with write_lock_held(db):
             given = recorder.submit(feedback_on(made.check_id, caller))
             beside = recorder.submit(check(2, caller))  # the same turn as the feedback
             given.add_done_callback(lambda _: events.append("feedback"))
@@ -250,9 +238,6 @@ def test_feedback_waits_for_a_locked_store_and_checks_of_its_turn_do_not(
             events.append("check")
             await asyncio.sleep(0.1)
             assert not given.done()
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
         assert await asyncio.wait_for(given, 5) is True
         await recorder.stop()
 
@@ -306,18 +291,13 @@ def test_past_what_the_ring_allows_held_a_locked_store_holds_answers_back(
     async def scenario() -> None:
         recorder, _ = held_recorder(db, [], delay=30.0, ring_bytes=64 << 10)
         await recorder.start()
-        blocker = sqlite3.connect(db, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
+        with write_lock_held(db):
             for n in range(8):
                 await asyncio.wait_for(recorder.submit(check(n + 1, caller)), 5)
             answered.append(8)
             ninth = recorder.submit(check(9, caller))
             await asyncio.sleep(0.2)
             assert not ninth.done()
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
         await asyncio.wait_for(ninth, 5)
         answered.append(9)
         await recorder.stop()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +26,19 @@ from gateway.store.pg.maintenance import PgMaintenance
 T = TypeVar("T")
 
 TODAY = date(2026, 11, 22)
+
+
+@contextmanager
+def write_lock_held(db: Path) -> Iterator[None]:
+    """Another connection holds the SQLite file's write lock for the block (another
+    worker's commit, an import, a step of the upkeep), then lets it go."""
+    blocker = sqlite3.connect(db, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        yield
+        blocker.execute("ROLLBACK")
+    finally:
+        blocker.close()
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
