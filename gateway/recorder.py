@@ -23,9 +23,9 @@ the record is durable. Three paths lead there:
   records go as one batch, awaited in the loop, several batches in flight at once on
   the writer's connections; the server makes each durable before its commit returns
   (see ``gateway.pipeline``). No thread, no lock to wait for.
-* the **writer thread**: when the lock is held elsewhere (another worker, an
-  import, the upkeep) the inline attempt gives up at once and the batch goes
-  to a thread that waits for the lock, inserts and commits (with its own
+* the **writer thread** (``gateway.writerthread``): when the lock is held elsewhere
+  (another worker, an import, the upkeep) the inline attempt gives up at once and the
+  batch goes to a thread that waits for the lock, inserts and commits (with its own
   fsync when durable), taking everything queued meanwhile as the next batch.
 
 With a ``record_log_factory`` (SQLite, durable: the default) no one waits for an fsync
@@ -54,20 +54,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from gateway import logsync, upkeep
 from gateway.model import CheckRecord, FeedbackRecord
-from gateway.pipeline import BatchWriter, Pipeline, whole_groups
+from gateway.pipeline import BatchWriter, Pipeline
 from gateway.recording import InlineWriter, Joint, Pending, RecorderFull, Writer
 from gateway.recordlog import RecordLog
 from gateway.storebehind import StoreBehind
-from gateway.syncprocess import Syncer, SyncProcess
-from gateway.walsync import WalSyncer
+from gateway.syncprocess import Syncer, SyncProcess, start_syncer
+from gateway.writerthread import WriterThread
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +121,8 @@ class Recorder:
         self._busy_since: float | None = None
         self.max_queue = max_queue
         self.max_batch = max_batch
-        self._queue: deque[Pending] = deque()
-        self._work = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: WriterThread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = False
         self._upkeep_factory = upkeep_factory
         self._async_upkeep_factory = async_upkeep_factory
         self._upkeep_interval = upkeep_interval
@@ -152,7 +147,8 @@ class Recorder:
         waiting_sync = self._syncer.depth if self._syncer is not None else 0
         in_pipeline = self._pipeline.depth if self._pipeline is not None else 0
         held = len(self.behind) if self.behind is not None else 0
-        return len(self._queue) + len(self._turn) + waiting_sync + in_pipeline + held
+        queued = len(self._thread) if self._thread is not None else 0
+        return queued + len(self._turn) + waiting_sync + in_pipeline + held
 
     @property
     def sync_by_thread(self) -> bool:
@@ -175,12 +171,16 @@ class Recorder:
             )
             self._start_accepting()
             return
-        started: asyncio.Future[None] = self._loop.create_future()
-        self._thread = threading.Thread(
-            target=self._write_loop, args=(started,), name="recorder", daemon=True
+        assert self._writer_factory is not None
+        self._thread = WriterThread(
+            self._loop,
+            self._writer_factory,
+            self.max_batch,
+            began=self._began,
+            committed=self._committed,
+            failed=self._failed,
         )
-        self._thread.start()
-        await started  # the writer is connected (or its error is raised here)
+        await self._thread.start()  # the writer is connected (or its error is raised here)
         if self._inline_factory is not None:
             self._inline = await asyncio.to_thread(self._inline_factory)
             if self._durable:
@@ -233,30 +233,10 @@ class Recorder:
     def _start_syncer(self) -> Syncer[Pending]:
         assert self._loop is not None
         assert self._inline is not None
-        inline = self._inline
-        loop = self._loop
-
-        def thread() -> WalSyncer[Pending]:
-            syncer = WalSyncer(loop, inline, self._committed, self._failed, self._sync_idle)
-            syncer.start()
-            return syncer
-
-        if self._sync_command is None:
-            return thread()
-        process = SyncProcess(
-            loop,
-            self._sync_command(inline.path),
-            self._committed,
-            self._failed,
-            self._sync_idle,
-            thread,
+        command = self._sync_command(self._inline.path) if self._sync_command else None
+        return start_syncer(
+            self._loop, self._inline, command, self._committed, self._failed, self._sync_idle
         )
-        try:
-            process.start()
-        except OSError as exc:
-            log.error("no sync process (%s): the log is fsynced by a thread", exc)
-            return thread()
-        return process
 
     def _start_accepting(self) -> None:
         self._accepting = True
@@ -295,16 +275,15 @@ class Recorder:
         if self._pipeline is not None:
             self._pipeline.add(pending)
             return
-        if self._inline is not None and not self._queue:  # the thread has nothing waiting
+        assert self._thread is not None
+        if self._inline is not None and not self._thread:  # the thread has nothing waiting
             self._turn.extend(pending)
             if not self._turn_scheduled:
                 self._turn_scheduled = True
                 assert self._loop is not None
                 self._loop.call_soon(self._flush_turn)
             return
-        self._queue.extend(pending)
-        if not self._work.is_set():
-            self._work.set()
+        self._thread.add(pending)
 
     # -- the inline path ------------------------------------------------------------------
     def _lock_busy(self, batch: list[Pending]) -> None:
@@ -324,8 +303,8 @@ class Recorder:
                 self._loop.call_later(INLINE_RETRY, self._flush_turn)
             return
         self._busy_since = None
-        self._queue.extend(batch)
-        self._work.set()
+        assert self._thread is not None
+        self._thread.add(batch)
 
     def _sync_idle(self) -> None:
         """The fsync under way is over: commit what was held back meanwhile."""
@@ -448,46 +427,10 @@ class Recorder:
             self._inline.close()
             self._inline = None
         if self._thread is not None:
-            self._stopping = True
-            self._work.set()
-            await asyncio.to_thread(self._thread.join)
+            await self._thread.stop()
             self._thread = None
-            await asyncio.sleep(0)  # let the last batch's callback resolve its futures
 
-    # -- the writer thread ---------------------------------------------------------------
-    def _write_loop(self, started: asyncio.Future[None]) -> None:
-        loop = self._loop
-        assert loop is not None
-        assert self._writer_factory is not None
-        try:
-            writer = self._writer_factory()
-        except BaseException as exc:
-            loop.call_soon_threadsafe(_settle, started, exc)
-            return
-        loop.call_soon_threadsafe(_settle, started, None)
-        queue = self._queue
-        try:
-            while True:
-                if not queue:
-                    if self._stopping:
-                        return
-                    self._work.clear()
-                    if not queue and not self._stopping:
-                        self._work.wait()
-                    continue
-                batch = [queue.popleft() for _ in range(whole_groups(queue, self.max_batch))]
-                self._began(batch)
-                checks = [r for r, _ in batch if isinstance(r, CheckRecord)]
-                feedback = [r for r, _ in batch if isinstance(r, FeedbackRecord)]
-                try:
-                    inserted = writer.write(checks, feedback)
-                except Exception as exc:
-                    loop.call_soon_threadsafe(self._failed, batch, exc)
-                else:
-                    loop.call_soon_threadsafe(self._committed, batch, inserted)
-        finally:
-            writer.close()
-
+    # -- batches' outcome ------------------------------------------------------------
     def _began(self, batch: list[Pending]) -> None:
         self._writing[id(batch)] = time.perf_counter()
 
@@ -517,10 +460,3 @@ class Recorder:
     def busy(self) -> bool:
         """Whether this recorder committed lately (asked from the upkeep's thread too)."""
         return time.monotonic() - self.last_write < IDLE_AFTER
-
-
-def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
-    if exc is None:
-        future.set_result(None)
-    else:
-        future.set_exception(exc)

@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
+from gateway.walsync import Syncable, WalSyncer
+
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
@@ -190,3 +192,31 @@ class SyncProcess(Generic[Item]):
                 self._proc.kill()
                 await asyncio.to_thread(self._proc.wait)
             self._proc = None
+
+
+def start_syncer(
+    loop: asyncio.AbstractEventLoop,
+    wal: Syncable,
+    command: list[str] | None,
+    done: Callable[[list[Item], list[bool]], None],
+    failed: Callable[[list[Item], Exception], None],
+    on_idle: Callable[[], None],
+) -> Syncer[Item]:
+    """The sync process running ``command``, with the syncer thread (fsyncing ``wal``) to
+    take over if it ends; the thread at once if there is no command or the process cannot
+    be started."""
+
+    def thread() -> WalSyncer[Item]:
+        syncer = WalSyncer(loop, wal, done, failed, on_idle)
+        syncer.start()
+        return syncer
+
+    if command is None:
+        return thread()
+    process = SyncProcess(loop, command, done, failed, on_idle, thread)
+    try:
+        process.start()
+    except OSError as exc:
+        log.error("no sync process (%s): the log is fsynced by a thread", exc)
+        return thread()
+    return process
