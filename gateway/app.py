@@ -22,13 +22,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 import gateway
 from gateway.api import admin_keys, console
 from gateway.api.admin import reload_catalog
-from gateway.api.check import (
-    body_too_large,
-    check_batch,
-    check_handler,
-    check_route,
-    field_error,
-)
+from gateway.api.bodies import body_too_large, field_error
+from gateway.api.check import check_batch, check_handler, check_route
 from gateway.api.docs import merge_check_docs
 from gateway.api.feedback import get_check, post_feedback
 from gateway.api.lists import (

@@ -17,7 +17,7 @@ from litestar import Request, Response, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from gateway.api.auth import caller_of, key_guard
-from gateway.api.check import JSONBodyRequest
+from gateway.api.bodies import JSONBodyRequest
 from gateway.api.lists import actor
 from gateway.model import SCOPES, Caller, Scope
 from gateway.problems import invalid, not_found

@@ -11,10 +11,7 @@ by up to 1,000 codes, is an ordinary typed handler.
 from __future__ import annotations
 
 import asyncio
-import functools
-import re
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -24,6 +21,14 @@ from litestar.params import JSONBody
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api.auth import caller_of, key_guard
+from gateway.api.bodies import (
+    JSONBodyRequest,
+    body_problem,
+    is_json_scope,
+    read_body,
+    unsupported_media,
+    validation_problem,
+)
 from gateway.ids import uuid7
 from gateway.logs import HEADER
 from gateway.model import CheckRecord
@@ -89,135 +94,7 @@ class BatchItemErrorView(msgspec.Struct, frozen=True):
 
 
 _decode_check = msgspec.json.Decoder(CheckRequest).decode
-_decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
-
-#: The rule each kind of msgspec validation message breaks (first match wins).
-_RULES = (
-    ("missing required field", "required"),
-    ("unknown field", "unknown_field"),
-    ("of length <=", "max_length"),
-    ("of length >=", "min_length"),
-    ("Invalid enum value", "enum"),
-    ("Invalid", "format"),
-    ("matching regex", "pattern"),
-    (" <= ", "maximum"),
-    (" >= ", "minimum"),
-    ("Expected `", "type"),
-)
-_NAMED = re.compile(r"Object (?:missing required|contains unknown) field `([^`]*)`")
-
-
-def field_error(path: str, message: str) -> FieldError:
-    """msgspec's validation ``message`` at ``path`` ("" for the body itself) as the field
-    it names (a missing or unknown field too) and the rule it breaks."""
-    named = _NAMED.match(message)
-    if named:
-        path = f"{path}.{named.group(1)}" if path else named.group(1)
-    rule = next((rule for marker, rule in _RULES if marker in message), None)
-    return FieldError(path or "body", message, rule)
-
-
-def validation_problem(text: str) -> Problem:
-    """422 for msgspec's ``ValidationError`` ("Expected `str` of length <= 64 - at
-    `$.uscc`")."""
-    message, _, at = text.partition(" - at `")
-    error = field_error(at.rstrip("`").removeprefix("$").lstrip("."), message)
-    return invalid(error.field, error.message, error.rule)
-
-
-def body_problem(exc: Exception, field: str = "body") -> Problem:
-    """400 for a body that cannot be read as JSON at all: not JSON, not UTF-8, or nested
-    deeper than the decoder goes (msgspec raises the last two as ``UnicodeDecodeError``
-    — before 0.23; a ``DecodeError`` saying so since — and ``RecursionError``, which would
-    otherwise be a 500)."""
-    if isinstance(exc, UnicodeDecodeError):
-        message, rule = f"the body is not valid UTF-8 (byte {exc.start})", "utf8"
-    elif "Invalid UTF-8" in str(exc):  # msgspec >= 0.23 says so in a DecodeError
-        message, rule = "the body is not valid UTF-8", "utf8"
-    elif isinstance(exc, RecursionError):
-        message, rule = "the body nests arrays or objects too deeply", "max_depth"
-    else:
-        message, rule = f"the body is not valid JSON: {exc}", "json"
-    return Problem(
-        400, "malformed-json", "Malformed JSON", message, [FieldError(field, message, rule)]
-    )
-
-
-def unsupported_media(expected: str = "application/json") -> Problem:
-    return Problem(
-        415,
-        "unsupported-media-type",
-        "Unsupported media type",
-        f"send the body as {expected}",
-        [FieldError("content-type", f"expected {expected}", "media_type")],
-    )
-
-
-def is_json_media(content_type: str) -> bool:
-    """``application/json`` or any ``application/*+json``, parameters ignored."""
-    media = content_type.partition(";")[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
-
-
-class JSONBodyRequest(Request[Any, Any, Any]):
-    """The request of a handler with a JSON body (``data``), set per handler with
-    ``request_class``. The body is decoded straight into the handler's type, strictly as
-    ``/v1/check`` decodes its own (Litestar's conversion takes ``0`` for ``false``):
-    415 unless it is sent as JSON; 400 when it is not JSON, not UTF-8 or nested too deeply
-    (Litestar's own decoding lets the last two escape as a 500); 422 naming the field and
-    the rule it breaks."""
-
-    async def json(self) -> Any:
-        if not is_json_media(self.headers.get("content-type", "")):
-            raise unsupported_media()
-        data = self.route_handler.parsed_fn_signature.parameters.get("data")
-        decode = _typed_decoder(data.annotation) if data is not None else _decode_any
-        try:
-            return decode(await self.body())
-        except msgspec.ValidationError as exc:
-            raise validation_problem(str(exc)) from None
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise body_problem(exc) from None
-
-
-@functools.cache
-def _typed_decoder(type_: Any) -> Callable[[bytes], Any]:
-    return msgspec.json.Decoder(type_).decode
-
-
-def body_too_large(limit: int) -> Problem:
-    message = f"the body exceeds {limit} bytes"
-    return Problem(
-        413,
-        "body-too-large",
-        "Request body too large",
-        message,
-        [FieldError("body", message, "max_body_size")],
-    )
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message: Any = await receive()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise body_too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _is_json(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            media = value.split(b";", 1)[0].strip().lower()
-            return media == b"application/json" or media.endswith(b"+json")
-    return False
-
 
 #: Longest accepted value of each query parameter (as in CheckRequest).
 _QUERY_LIMITS = {"uscc": 64, "matter": 64, "matter_code": 128, "case_ref": 256}
@@ -294,9 +171,9 @@ def check_handler(rt: Runtime) -> ASGIApp:
                 request = _parse_query(scope["query_string"])
             elif method == "POST":
                 caller = rt.keys.authenticate(scope["headers"], "check")
-                if not _is_json(scope):
+                if not is_json_scope(scope):
                     raise unsupported_media()
-                body = await _read_body(receive, MAX_CHECK_BODY)
+                body = await read_body(receive, MAX_CHECK_BODY)
                 if not body:
                     raise invalid("body", "a JSON body is required", "required")
                 try:

@@ -11,7 +11,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from gateway.api.auth import caller_of, key_guard
-from gateway.api.check import JSONBodyRequest
+from gateway.api.bodies import JSONBodyRequest
 from gateway.clock import CST
 from gateway.model import FeedbackRecord, MeasureFeedback
 from gateway.problems import FieldError, Problem, not_found

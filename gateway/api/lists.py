@@ -17,7 +17,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from gateway.api.auth import caller_of, key_guard
-from gateway.api.check import JSONBodyRequest, body_problem, unsupported_media
+from gateway.api.bodies import JSONBodyRequest, body_problem, unsupported_media
 from gateway.identifiers import InvalidUSCC, validate_uscc
 from gateway.lists import Rejection, parse_entries
 from gateway.model import Caller, Grade, GradeValue, ListEntry, StatusChange
