@@ -25,7 +25,8 @@ from typing import Protocol
 
 from gateway import snapshot_build, snapshot_file
 from gateway.background import BackgroundTask
-from gateway.compact import CompactBuilder, CompactSubjects
+from gateway.compact import CompactSubjects
+from gateway.compact_build import CompactBuilder
 from gateway.snapshot import Snapshot, Subject
 from gateway.snapshot_file import Saved
 from gateway.store import Store

@@ -29,7 +29,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
-from gateway.compact import CompactBuilder, CompactSubjects, Subject, as_checked
+from gateway.compact import CompactSubjects, Subject, as_checked
+from gateway.compact_build import CompactBuilder
 from gateway.model import EntryRecord, Grade, ListEntry
 
 __all__ = ["COMPACT_AFTER", "SMALL_DELTA", "Snapshot", "Subject"]

@@ -37,7 +37,8 @@ from typing import IO, Final
 
 import msgspec
 
-from gateway.compact import CompactBuilder, Subject, _Strings, merged_strings
+from gateway.compact import Subject
+from gateway.compact_build import CompactBuilder, _Strings, merged_strings
 from gateway.store import live
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,8 @@ from typing import BinaryIO, Final
 
 import msgspec
 
-from gateway.compact import CompactSubjects, _Strings
+from gateway.compact import CompactSubjects
+from gateway.compact_build import _Strings
 
 MAGIC: Final = b"GWSNAP1\n"
 _ALIGN: Final = 8

@@ -10,8 +10,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from gateway import compact
-from gateway.compact import CompactBuilder, _record, _Strings, as_checked, merged_strings
+from gateway import compact, compact_build
+from gateway.compact import _record, as_checked
+from gateway.compact_build import CompactBuilder, _Strings, merged_strings
 from gateway.model import Grade, ListEntry
 from gateway.snapshot import Snapshot, Subject
 from gateway.store.rows import new_ids
@@ -182,9 +183,10 @@ def test_subjects_packed_from_the_stores_scan_read_back_like_subjects_added_one_
 
 
 def test_doctests() -> None:
-    result = doctest.testmod(compact)
-    assert result.attempted > 0
-    assert result.failed == 0
+    for module in (compact, compact_build):
+        result = doctest.testmod(module)
+        assert result.attempted > 0, module
+        assert result.failed == 0, module
 
 
 def test_strings_of_parts_keep_their_indexes_in_the_merged_table() -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from gateway import feed, snapshot_build
-from gateway.compact import CompactBuilder, CompactSubjects
+from gateway.compact import CompactSubjects
+from gateway.compact_build import CompactBuilder
 from gateway.model import EntryRecord, Grade
 from gateway.snapshot import Snapshot
 from gateway.store import LiveRows, Store, live

@@ -52,7 +52,7 @@ def stream_rows(
     grades of the codes up to its last one (the last chunks bring the grades left).
 
     One read transaction (the caller's ``conn``, opened for this) and two ordered scans;
-    grouping by subject is the consumer's (:meth:`gateway.compact.CompactBuilder.add_rows`),
+    grouping by subject is the consumer's (:meth:`gateway.compact_build.CompactBuilder.add_rows`),
     in the loop that packs them: grouping here into a list per subject cost more than the
     scan itself (ten million rows stream in about 15 s on the development machine).
 

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from gateway.compact import CompactBuilder
+from gateway.compact_build import CompactBuilder
 from gateway.model import EntryRecord, Grade, ListEntry
 from gateway.store import GradeResult, LiveRows
 from tests.store.helpers import AnyStore, OpenStore, entry, fetch, run, uscc
