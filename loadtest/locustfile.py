@@ -1,5 +1,8 @@
 """Locust users for the gateway's real callers (docs/performance.md, "Locust").
 
+The user classes, the environment they read and Locust's event hooks; the hooks have
+``loadtest/locust_verdict.py`` summarise and judge the run (the summary, Locust's exit code).
+
 ``python -m loadtest.run_locust`` builds a population, starts a gateway and runs this file
 headless; by hand, against a running gateway::
 
@@ -33,12 +36,9 @@ Environment, read at import:
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 import random
-import sqlite3
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -48,7 +48,18 @@ from urllib.parse import urlencode
 
 from locust import FastHttpUser, between, constant_pacing, events, task
 from locust.runners import WorkerRunner
-from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+# ``locust -f .../loadtest/locustfile.py`` from any directory: the repository on the path
+if (_REPO := str(Path(__file__).resolve().parents[1])) not in sys.path:
+    sys.path.insert(0, _REPO)
+
+from loadtest.locust_verdict import (  # after the path above
+    Criteria,
+    evaluate,
+    format_summary,
+    server_timing_ms,
+    write_final_csv,
+)
 
 CST = timezone(timedelta(hours=8))
 
@@ -317,7 +328,7 @@ class CreditOffice(FastHttpUser):
                     response.success()
 
 
-# --- thresholds and summary ------------------------------------------------------------------
+# --- the run's verdict (loadtest/locust_verdict.py) ---------------------------------------
 
 _run: dict[str, float] = {}
 
@@ -331,188 +342,13 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     _server_ms.clear()
 
 
-def server_timing_ms(header: str) -> float:
-    """The ``dur`` of ``Server-Timing`` (``app;dur=1.25`` → 1.25); NaN without one, which
-    is counted, sorts last and fails the p99."""
-    for part in header.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == "dur":
-            return float(value)
-    return math.nan
-
-
-def uuid7_prefix(seconds: float) -> str:
-    """The first 13 characters of the UUIDv7 strings of time ``seconds`` (``xxxxxxxx-xxxx``:
-    the Unix time in ms, 12 hex digits): check ids of a time range compare as strings."""
-    h = f"{int(seconds * 1000):012x}"
-    return f"{h[:8]}-{h[8:]}"
-
-
-def percentile(sorted_values: list[Any], p: float) -> Any:
-    """Nearest-rank percentile of an ascending list."""
-    return sorted_values[max(0, math.ceil(p * len(sorted_values)) - 1)]
-
-
-#: Server-side groups of checks: label → (what, predicate on (in a batch, case_ref)).
-SERVER_GROUPS: dict[str, tuple[str, Any]] = {
-    "single": ("single checks", lambda batch, ref: not batch),
-    "single_get": ("single checks by GET", lambda batch, ref: not batch and ref.startswith("SPG")),
-    "single_post": (
-        "single checks by POST",
-        lambda batch, ref: not batch and ref.startswith("SPP"),
-    ),
-    "batch_item": ("checks in batches", lambda batch, ref: batch),
-}
-
-
-def server_latencies(db: str, since: float, until: float) -> dict[str, Any]:
-    """p50/p99 (µs) of the ``latency_us`` the gateway recorded between ``since`` and ``until``:
-    single checks (the threshold's), split by method (the ``case_ref`` prefix this file sends),
-    and the checks of batches apart (each timed on its own, within its batch)."""
-    uri = f"file:{Path(db).resolve()}?mode=ro"
-    with sqlite3.connect(uri, uri=True, timeout=10) as conn:
-        rows = conn.execute(
-            "SELECT latency_us, batch_id IS NOT NULL, coalesce(case_ref, '') FROM checks"
-            " WHERE check_id >= ? AND check_id < ?",
-            (uuid7_prefix(since), uuid7_prefix(until)),
-        ).fetchall()
-    out: dict[str, Any] = {}
-    for label, (_, belongs) in SERVER_GROUPS.items():
-        values = sorted(us for us, batch, ref in rows if belongs(batch, ref))
-        if values:
-            out[label] = {
-                "checks": len(values),
-                "p50_us": percentile(values, 0.50),
-                "p99_us": percentile(values, 0.99),
-                "max_us": values[-1],
-            }
-    return out
-
-
-def summarise(environment: Any) -> dict[str, Any]:
-    """Per endpoint and in total: requests, failures, requests/s, client p50/p99 (ms)."""
-    started = _run.get("started", time.time())
-    seconds = max(time.time() - started, 1e-9)
-    stats = environment.stats
-    endpoints = []
-    for entry in [*sorted(stats.entries.values(), key=lambda e: (e.name, e.method)), stats.total]:
-        endpoints.append(
-            {
-                "method": entry.method or "",
-                "name": entry.name,
-                "requests": entry.num_requests,
-                "failures": entry.num_failures,
-                "rps": round(entry.num_requests / seconds, 1),
-                "p50_ms": entry.get_response_time_percentile(0.5) or 0,
-                "p99_ms": entry.get_response_time_percentile(0.99) or 0,
-            }
-        )
-    return {"seconds": round(seconds, 1), "endpoints": endpoints, "started": started}
-
-
-def evaluate(environment: Any) -> dict[str, Any]:
-    """The summary and the verdict; ``reasons`` lists every threshold breached."""
-    summary = summarise(environment)
-    total = environment.stats.total
-    reasons: list[str] = []
-    ratio = total.fail_ratio
-    if not total.num_requests:
-        reasons.append("no requests were made")
-    elif ratio > MAX_FAIL_RATIO:
-        reasons.append(f"failure ratio {ratio:.4f} > LOCUST_MAX_FAIL_RATIO {MAX_FAIL_RATIO:g}")
-    if environment.runner is not None and environment.runner.exceptions:
-        reasons.append(f"{len(environment.runner.exceptions)} exception(s) in the users' code")
-    timings = sorted(_server_ms, key=lambda ms: math.inf if math.isnan(ms) else ms)
-    timed: dict[str, Any] = {}
-    if timings:
-        timed = {"checks": len(timings), "p50_ms": percentile(timings, 0.50)}
-        timed |= {"p99_ms": percentile(timings, 0.99), "max_ms": timings[-1]}
-        if math.isnan(timed["p99_ms"]):
-            reasons.append("single checks answered without a Server-Timing header")
-        elif timed["p99_ms"] > MAX_P99_MS:
-            reasons.append(
-                f"server p99 {timed['p99_ms']:g} ms > LOCUST_MAX_P99_MS {MAX_P99_MS:g} ms"
-            )
-    server: dict[str, Any] = {}
-    if GATEWAY_DB:
-        try:
-            server = server_latencies(GATEWAY_DB, summary["started"], time.time() + 1)
-        except sqlite3.Error as exc:
-            reasons.append(f"cannot read latency_us from LOCUST_GATEWAY_DB={GATEWAY_DB}: {exc}")
-        answered = sum(
-            e.num_requests - e.num_failures
-            for e in environment.stats.entries.values()
-            if e.name == CHECK
-        )
-        recorded = server.get("single", {}).get("checks", 0)
-        if recorded < answered:
-            reasons.append(
-                f"the gateway recorded {recorded} single checks during the run, but answered"
-                f" {answered}: is LOCUST_GATEWAY_DB the database of the gateway under load?"
-            )
-    summary |= {"server_timing": timed, "server_latency": server}
-    summary |= {"reasons": reasons, "passed": not reasons}
-    summary["thresholds"] = {"max_fail_ratio": MAX_FAIL_RATIO, "max_p99_ms": MAX_P99_MS}
-    summary["thresholds"]["p99_checked"] = bool(timings)
-    return summary
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    lines = [f"locust summary: {summary['seconds']} s"]
-    lines.append(f"{'':5}{'endpoint':32}{'requests':>9}{'fails':>7}{'req/s':>9}{'p50 ms':>8}")
-    lines[-1] += f"{'p99 ms':>8}"
-    for e in summary["endpoints"]:
-        lines.append(
-            f"{e['method']:5}{e['name']:32}{e['requests']:>9}{e['failures']:>7}"
-            f"{e['rps']:>9.1f}{e['p50_ms']:>8.0f}{e['p99_ms']:>8.0f}"
-        )
-    if t := summary["server_timing"]:
-        lines.append(
-            f"server time (Server-Timing, durable record included), single checks: "
-            f"{t['checks']} checks, p50 {t['p50_ms']:g} ms, p99 {t['p99_ms']:g} ms, "
-            f"max {t['max_ms']:g} ms"
-        )
-    server = summary["server_latency"]
-    for label, (what, _) in SERVER_GROUPS.items():
-        if s := server.get(label):
-            lines.append(
-                f"server latency_us (to the answer, before the durable record), {what}: "
-                f"{s['checks']} checks, p50 {s['p50_us']} µs, p99 {s['p99_us']} µs, "
-                f"max {s['max_us']} µs"
-            )
-    t = summary["thresholds"]
-    p99 = (
-        f"server p99 <= {t['max_p99_ms']:g} ms"
-        if t["p99_checked"]
-        else ("server p99 NOT checked (no Server-Timing seen by this process)")
-    )
-    lines.append(f"thresholds: failure ratio <= {t['max_fail_ratio']:g}, {p99}")
-    lines.append("PASSED" if summary["passed"] else "FAILED: " + "; ".join(summary["reasons"]))
-    return "\n".join(lines)
-
-
-def write_final_csv(environment: Any) -> None:
-    """Locust rewrites its ``--csv`` files every second, so the last write may miss the last
-    second of the run: write the final figures (Locust's own format) once the users stopped."""
-    prefix = getattr(environment.parsed_options, "csv_prefix", None)
-    if not prefix:
-        return
-    writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
-    for suffix, write in (
-        ("_stats.csv", writer.requests_csv),
-        ("_failures.csv", writer.failures_csv),
-        ("_exceptions.csv", writer.exceptions_csv),
-    ):
-        with open(f"{prefix}{suffix}", "w", newline="", encoding="utf-8") as handle:
-            write(csv.writer(handle))
-
-
 def _on_quitting(environment: Any, **_: Any) -> None:
     """Set Locust's exit code from the thresholds (the master or the local runner only)."""
     if isinstance(environment.runner, WorkerRunner):
         return
     write_final_csv(environment)
-    summary = evaluate(environment)
+    criteria = Criteria(MAX_FAIL_RATIO, MAX_P99_MS, GATEWAY_DB, check_name=CHECK)
+    summary = evaluate(environment, _run.get("started", time.time()), _server_ms, criteria)
     summary["text"] = format_summary(summary)
     print(summary["text"], flush=True)
     if SUMMARY_JSON:
