@@ -9,7 +9,9 @@ written and when they may be written over.
 
 from __future__ import annotations
 
+import errno
 import mmap
+import os
 import struct
 import zlib
 from collections.abc import Callable
@@ -131,3 +133,40 @@ def unrecovered(directory: Path) -> int:
         frames, _ = uncovered_frames(slot.read_bytes())
         total += sum(len(frame.checks) + len(frame.feedback) for frame in frames)
     return total
+
+
+def open_direct(path: Path) -> int:
+    """``path`` opened for frames: ``O_DSYNC``, and ``O_DIRECT`` where the file system allows."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_DSYNC
+    try:
+        return os.open(path, flags | os.O_DIRECT, 0o600)
+    except OSError as exc:  # tmpfs and some others refuse O_DIRECT: O_DSYNC alone
+        if exc.errno != errno.EINVAL:
+            raise
+        return os.open(path, flags, 0o600)
+
+
+def write_frame(
+    fd: int, buffer: mmap.mmap, offset: int, number: int, covered: int, records: bytes, size: int
+) -> None:
+    """Lay the frame out in ``buffer`` (page-aligned, at least ``size`` bytes) and write its
+    ``size`` bytes (whole blocks) at ``offset`` of ``fd``."""
+    frame_into(buffer, number, covered, records)
+    with memoryview(buffer) as view:
+        written = 0
+        while written < size:
+            done = os.pwrite(fd, view[written:size], offset + written)
+            if done <= 0:
+                raise OSError(errno.EIO, f"wrote {written} of a frame's {size} bytes")
+            written += done
+
+
+def write_marker(path: Path, number: int) -> None:
+    """Write a marker frame covering ``number`` at the start of ``path`` (a recovered slot)."""
+    fd = open_direct(path)
+    buffer = mmap.mmap(-1, BLOCK)
+    try:
+        write_frame(fd, buffer, 0, number, number, EMPTY, BLOCK)
+    finally:
+        buffer.close()
+        os.close(fd)

@@ -38,13 +38,8 @@ then written at the file's start: nothing before it is recovered again. A clean
 :meth:`RecordLog.close` syncs the store and writes one too.
 
 **Slots.** Every worker writes its own file, ``slot-<n>.log`` in the records directory,
-which it holds with an exclusive ``flock`` for as long as it runs. Opening takes the
-first slot no one holds, and recovers it and every other slot no one holds (a worker
-that was killed, or workers fewer than before): nothing left in a slot is lost. Workers
-open one at a time (``flock`` on ``<directory>.lock``). The directory is **bound to its
-store**: its file ``store`` holds the store's identity (random, made with the database);
-a directory of another store (a database made anew at the same path) is moved aside to
-``<directory>.<identity>``, never recovered into this one.
+held with ``flock`` while it runs; opening one recovers every slot no one holds, and the
+directory is bound to its store (``gateway.recordslots``).
 
 If a frame cannot be written (an I/O error, or records too many for the ring) the loop
 fsyncs SQLite's log instead: the records are durable all the same, the slower way.
@@ -53,14 +48,12 @@ fsyncs SQLite's log instead: the records are durable all the same, the slower wa
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
 import mmap
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -72,89 +65,16 @@ from gateway.recordframes import (
     Frame,
     Restore,
     encode,
-    frame_into,
+    open_direct,
     padded,
-    recover,
+    write_frame,
 )
+from gateway.recordslots import take_slot
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two fsyncs of the store by the store syncer, while frames are written.
 SYNC_INTERVAL: Final = 0.05
-
-
-def _open_direct(path: Path) -> int:
-    flags = os.O_RDWR | os.O_CREAT | os.O_DSYNC
-    try:
-        return os.open(path, flags | os.O_DIRECT, 0o600)
-    except OSError as exc:  # tmpfs and some others refuse O_DIRECT: O_DSYNC alone
-        if exc.errno != errno.EINVAL:
-            raise
-        return os.open(path, flags, 0o600)
-
-
-def _try_lock(path: Path) -> int | None:
-    """An open descriptor of ``path`` holding its exclusive lock, or None if held elsewhere."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-@contextlib.contextmanager
-def _held(lock_path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` of ``lock_path`` for the block (waiting for it)."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _bind(directory: Path, store: str) -> None:
-    """Make ``directory`` the record log of the store ``store``: a directory of another
-    store (a database made anew at the same path) is moved aside, not recovered into this
-    one; a new one is marked with ``store`` before any slot is written."""
-    identity = directory / "store"
-    try:
-        found = identity.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        found = ""
-    if found and found != store:
-        aside = directory.with_name(f"{directory.name}.{found}")
-        log.warning(
-            "record log %s is of another store (%s): moved to %s, not recovered into this one",
-            directory,
-            found,
-            aside,
-        )
-        directory.rename(aside)
-        found = ""
-    directory.mkdir(parents=True, exist_ok=True)
-    if not found:
-        partial = directory / "store.new"
-        with partial.open("w", encoding="ascii") as out:
-            out.write(store + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        partial.replace(identity)
-        _fsync_directory(directory)
-        _fsync_directory(directory.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RecordLog:
@@ -175,7 +95,7 @@ class RecordLog:
             raise ValueError(f"a ring of {ring_bytes} bytes is too small")
         self.path = path
         self._lock = lock
-        self._fd = _open_direct(path)
+        self._fd = open_direct(path)
         self._ring = ring_bytes - ring_bytes % BLOCK
         self._sync_store = sync_store
         self._buffer = mmap.mmap(-1, 16 * BLOCK)  # page-aligned, as O_DIRECT needs
@@ -222,53 +142,12 @@ class RecordLog:
     ) -> RecordLog:
         """Take the first free slot of ``directory``, after recovering it and every other
         free slot into the store (``restore``), whose identity is ``store``."""
-        with _held(directory.with_name(f"{directory.name}.lock")):  # one worker at a time
-            _bind(directory, store)
-            taken = cls._take_slot(directory, ring_bytes, sync_store, restore, sync_interval)
-            _fsync_directory(directory)  # a slot made now: its name on disk before its frames
-            return taken
-
-    @classmethod
-    def _take_slot(
-        cls,
-        directory: Path,
-        ring_bytes: int,
-        sync_store: Callable[[], None],
-        restore: Restore,
-        sync_interval: float,
-    ) -> RecordLog:
-        own: tuple[Path, int, int] | None = None
-        number = 0
-        try:
-            while True:
-                path = directory / f"slot-{number}.log"
-                number += 1
-                if own is not None and not path.exists():
-                    break
-                lock = _try_lock(path)
-                if lock is None:
-                    continue
-                try:
-                    recovered, last = recover(path, restore)
-                    if recovered:
-                        log.warning("recovered %d records from %s into the store", recovered, path)
-                    if own is None:
-                        own = (path, lock, last)
-                        continue
-                    _write_marker(path, last + 1)
-                finally:
-                    if own is None or own[1] != lock:
-                        os.close(lock)  # a free slot recovered: let it go
-        except BaseException:
-            if own is not None:
-                os.close(own[1])
-            raise
-        path, lock, last = own
-        try:
-            return cls(path, lock, ring_bytes, sync_store, last, sync_interval)
-        except BaseException:
-            os.close(lock)
-            raise
+        return take_slot(
+            directory,
+            store,
+            restore,
+            lambda path, lock, last: cls(path, lock, ring_bytes, sync_store, last, sync_interval),
+        )
 
     def write(
         self, checks: list[CheckRecord], feedback: list[FeedbackRecord], *, stored: bool = True
@@ -392,34 +271,8 @@ class RecordLog:
         if size > len(self._buffer):
             self._buffer.close()
             self._buffer = mmap.mmap(-1, padded(size * 2))
-        _write_frame(self._fd, self._buffer, start % self._ring, number, covered, records, size)
+        write_frame(self._fd, self._buffer, start % self._ring, number, covered, records, size)
 
 
 def _nothing() -> None:
     pass
-
-
-def _write_frame(
-    fd: int, buffer: mmap.mmap, offset: int, number: int, covered: int, records: bytes, size: int
-) -> None:
-    """Lay the frame out in ``buffer`` (page-aligned, at least ``size`` bytes) and write its
-    ``size`` bytes (whole blocks) at ``offset`` of ``fd``."""
-    frame_into(buffer, number, covered, records)
-    with memoryview(buffer) as view:
-        written = 0
-        while written < size:
-            done = os.pwrite(fd, view[written:size], offset + written)
-            if done <= 0:
-                raise OSError(errno.EIO, f"wrote {written} of a frame's {size} bytes")
-            written += done
-
-
-def _write_marker(path: Path, number: int) -> None:
-    """Write a marker frame covering ``number`` at the start of ``path`` (a recovered slot)."""
-    fd = _open_direct(path)
-    buffer = mmap.mmap(-1, BLOCK)
-    try:
-        _write_frame(fd, buffer, 0, number, number, EMPTY, BLOCK)
-    finally:
-        buffer.close()
-        os.close(fd)
