@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtest.bench import REPO, Server, fetch
 from loadtest.bench_scale import prepare, worker_memory_mb
+from loadtest.harness import REPO, Server, fetch
 from loadtest.redis_server import RedisServer
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from gateway.store import Maintenance, Store
 from gateway.store.reports import GROUPS
-from loadtest.bench import REPO
+from loadtest.harness import REPO
 
 LIST_TYPES = ("court_defaulter", "wage_arrears", "market_serious_violation", "safety_serious",
               "tax_grade_a", "customs_aeo", "social_org_violation", "focus")  # fmt: skip

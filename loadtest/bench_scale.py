@@ -30,8 +30,16 @@ from gateway.identifiers.uscc import calc_check_digit, calc_organisation_check_d
 from gateway.model import EntryInput
 from gateway.store import Store
 from gateway.store.staging import StagingFile
-from loadtest.bench import REPO, Server, create_key, ensure_wrk, fetch, remove_record_logs, run_wrk
 from loadtest.datagen import LIST_DETAILS, OTHER_LIST_TYPES, REGIONS
+from loadtest.harness import (
+    REPO,
+    Server,
+    create_key,
+    ensure_wrk,
+    fetch,
+    remove_record_logs,
+    run_wrk,
+)
 from loadtest.procs import wait_quiet
 
 #: Regions of listed subjects (sorted: codes are generated in increasing order).

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench import (
+from loadtest.harness import (
     REPO,
     BenchError,
     Server,

@@ -1,11 +1,11 @@
-"""``loadtest.bench``'s housekeeping shared by the load tools (``make bench``,
+"""``loadtest.harness``'s housekeeping shared by the load tools (``make bench``,
 ``make bench-scale``, ``make loadtest``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from loadtest.bench import remove_record_logs
+from loadtest.harness import remove_record_logs
 
 
 def test_a_fresh_runs_database_starts_without_the_last_stores_record_logs(tmp_path: Path) -> None:

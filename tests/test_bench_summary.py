@@ -8,7 +8,7 @@ from argparse import Namespace
 
 import pytest
 
-from loadtest import bench, bench_summary
+from loadtest import bench_summary, harness
 
 
 def runs(*rps: float) -> list[dict[str, float]]:
@@ -92,7 +92,7 @@ Transfer/sec:      6.97MB
 
 
 def test_wrk_latencies_in_seconds_and_microseconds_are_read_in_ms() -> None:
-    run = bench.parse_wrk(STALLED)
+    run = harness.parse_wrk(STALLED)
     assert run["p50_ms"] == pytest.approx(0.822)
     assert run["p99_ms"] == 1490.0
     assert (run["rps"], run["requests"], run["non_2xx"]) == (8444.01, 84496, 3)
