@@ -40,6 +40,9 @@ def summarise(
             apps[app]["cpu_us_per_request"] = round(during, 1)
         if all("loop_busy" in r for r in rs):
             apps[app]["loop_busy"] = round(statistics.median(r["loop_busy"] for r in rs), 3)
+        if all("loop_cpu_s" in r for r in rs):
+            in_loops = statistics.median(1e6 * r["loop_cpu_s"] / r["requests"] for r in rs)
+            apps[app]["loop_cpu_us_per_request"] = round(in_loops, 1)
         if all("after_cpu_s" in r for r in rs):
             apps[app]["after_cpu_s"] = round(statistics.median(r["after_cpu_s"] for r in rs), 2)
             per_request = statistics.median(1e6 * r["after_cpu_s"] / r["requests"] for r in rs)
@@ -94,6 +97,13 @@ def show(result: dict[str, Any]) -> None:
     ]
     if during:
         print(f"CPU a request during the measured runs (µs, median): {', '.join(during)}")
+    in_loops = [
+        f"{app} {a['loop_cpu_us_per_request']:.1f}"
+        for app, a in result["apps"].items()
+        if "loop_cpu_us_per_request" in a
+    ]
+    if in_loops:  # the rest: the server's I/O threads, and the gateway's recorder threads
+        print(f"  of which in the event loops (µs, median): {', '.join(in_loops)}")
     busy = [f"{app} {a['loop_busy']:.0%}" for app, a in result["apps"].items() if "loop_busy" in a]
     if busy:
         print(f"event loops on a CPU, share of the measured runs (median): {', '.join(busy)}")

@@ -72,6 +72,28 @@ def test_how_busy_the_event_loops_were(capsys: pytest.CaptureFixture[str]) -> No
     )
 
 
+def test_the_event_loops_share_of_a_requests_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    """Of the CPU a request, what the event loops took (the rest: the server's I/O threads,
+    the gateway's recorder threads): a loop that costs more a request with fewer requests a
+    turn shows a fixed cost a turn (docs/performance.md, session 16)."""
+    opts = Namespace(rounds=2, workers=2, batch_size=1000, out="var/bench")
+
+    def loaded(rps: float, cpu_s: float, loop_cpu_s: float) -> dict[str, float]:
+        return runs(rps)[0] | {"requests": rps * 10, "cpu_s": cpu_s, "loop_cpu_s": loop_cpu_s}
+
+    rounds = {
+        "floor": [loaded(15_000, 15.0, 12.0), loaded(10_000, 10.0, 8.0)],  # 100, 80 in loops
+        "gateway": [loaded(10_000, 13.0, 8.5), loaded(12_000, 15.6, 10.2)],  # 130, 85
+    }
+    result = bench_summary.summarise(opts, rounds, [])
+    in_loops = {app: a["loop_cpu_us_per_request"] for app, a in result["apps"].items()}
+    assert in_loops == {"floor": 80.0, "gateway": 85.0}
+    bench_summary.show(result)
+    out = capsys.readouterr().out
+    assert "CPU a request during the measured runs (µs, median): floor 100.0, gateway 130.0" in out
+    assert "  of which in the event loops (µs, median): floor 80.0, gateway 85.0" in out
+
+
 # wrk's report of a run with stalls: latencies of a second or more are printed in seconds,
 # padded with a space to the column's width.
 STALLED = """Running 10s test @ http://127.0.0.1:37345
