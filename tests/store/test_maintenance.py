@@ -180,9 +180,10 @@ def test_under_a_steady_load_the_upkeep_trickles_past_a_smaller_backlog(
             assert await upkeep.pending() == 1_200
             indexed = 0
             # A tick at a time, the load going on between them; at least a step a tick, so
-            # as many ticks as it takes steps. The threshold is below a step: the trickle
-            # stops at it, and a step's worth past it must be indexed too.
-            step = upkeep.inner.trickle_step  # of the roll-ups: the index takes larger ones
+            # at most as many ticks as it takes steps. A tick trickles for a time budget,
+            # not a count: where it stops depends on the machine's speed, anywhere from
+            # the threshold down to nothing left.
+            step = upkeep.inner.trickle_step
             for _ in range(-(-1_200 // step)):
                 before = await upkeep.pending()
                 if before <= 50:
@@ -190,10 +191,10 @@ def test_under_a_steady_load_the_upkeep_trickles_past_a_smaller_backlog(
                 indexed += await upkeep.run_once(busy=True, trickle_after=50)
                 after = await upkeep.pending()
                 assert after <= max(before - step, 0), "a step a tick at least"
-            assert indexed == 1_200
+            assert 1_200 - 50 <= indexed <= 1_200
             assert await upkeep.pending() <= 50  # rolled up as well, down to the threshold
             rows = await fetch(store, "SELECT count(*) FROM subject_checks")
-            assert rows == [(1_200,)]
+            assert rows == [(indexed,)]
 
     run(scenario())
 
