@@ -40,8 +40,9 @@ def summarise(
             apps[app]["cpu_us_per_request"] = round(during, 1)
         if all("loop_busy" in r for r in rs):
             apps[app]["loop_busy"] = round(statistics.median(r["loop_busy"] for r in rs), 3)
-        if all("loop_cpu_s" in r for r in rs):
-            in_loops = statistics.median(1e6 * r["loop_cpu_s"] / r["requests"] for r in rs)
+            # the loops' CPU seconds: their share of each run, times the loops and its length
+            loop_s = opts.workers * opts.duration
+            in_loops = statistics.median(1e6 * r["loop_busy"] * loop_s / r["requests"] for r in rs)
             apps[app]["loop_cpu_us_per_request"] = round(in_loops, 1)
         if all("after_cpu_s" in r for r in rs):
             apps[app]["after_cpu_s"] = round(statistics.median(r["after_cpu_s"] for r in rs), 2)

@@ -134,13 +134,7 @@ def run_wrk(
     cpu = group_cpu_seconds([server.proc.pid]) - cpu
     if proc.wait():
         raise BenchError(f"wrk exited with {proc.returncode} on {server.name}:\n{out}")
-    loops_s = round(busy * opts.workers * secs, 3)  # the event loops' CPU seconds
-    return parse_wrk(out) | {
-        "rss_kb": peak,
-        "cpu_s": round(cpu, 2),
-        "loop_busy": busy,
-        "loop_cpu_s": loops_s,
-    }
+    return parse_wrk(out) | {"rss_kb": peak, "cpu_s": round(cpu, 2), "loop_busy": busy}
 
 
 def settle(servers: dict[str, tuple[Server, Path, str]], res: Run | None = None) -> None:

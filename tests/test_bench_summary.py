@@ -12,7 +12,10 @@ from loadtest import bench_summary, harness
 
 
 def runs(*rps: float) -> list[dict[str, float]]:
-    return [{"rps": r, "p50_ms": 1.0, "p99_ms": 2.0, "rss_kb": 1024.0} for r in rps]
+    """wrk's figures of runs of 10 s at ``rps``."""
+    return [
+        {"rps": r, "requests": r * 10, "p50_ms": 1.0, "p99_ms": 2.0, "rss_kb": 1024.0} for r in rps
+    ]
 
 
 def test_each_round_is_compared_within_itself() -> None:
@@ -54,7 +57,7 @@ def test_cpu_a_request_and_what_the_durable_record_costs() -> None:
 def test_how_busy_the_event_loops_were(capsys: pytest.CaptureFixture[str]) -> None:
     """The share of each run the workers' event loops spent on a CPU, median of the rounds:
     a loop well below the others' waited (for the disk, or for requests)."""
-    opts = Namespace(rounds=3, workers=1, batch_size=1000, out="var/bench")
+    opts = Namespace(rounds=3, workers=1, duration=10, batch_size=1000, out="var/bench")
 
     def busy(*shares: float) -> list[dict[str, float]]:
         return [r | {"loop_busy": b} for r, b in zip(runs(1, 2, 3), shares, strict=True)]
@@ -76,14 +79,15 @@ def test_the_event_loops_share_of_a_requests_cpu(capsys: pytest.CaptureFixture[s
     """Of the CPU a request, what the event loops took (the rest: the server's I/O threads,
     the gateway's recorder threads): a loop that costs more a request with fewer requests a
     turn shows a fixed cost a turn (docs/performance.md, session 16)."""
-    opts = Namespace(rounds=2, workers=2, batch_size=1000, out="var/bench")
+    opts = Namespace(rounds=2, workers=2, duration=10, batch_size=1000, out="var/bench")
 
-    def loaded(rps: float, cpu_s: float, loop_cpu_s: float) -> dict[str, float]:
-        return runs(rps)[0] | {"requests": rps * 10, "cpu_s": cpu_s, "loop_cpu_s": loop_cpu_s}
+    def loaded(rps: float, cpu_s: float, loop_busy: float) -> dict[str, float]:
+        return runs(rps)[0] | {"cpu_s": cpu_s, "loop_busy": loop_busy}
 
+    # two loops for 10 s: a share of 0.6 is 12 s of CPU
     rounds = {
-        "floor": [loaded(15_000, 15.0, 12.0), loaded(10_000, 10.0, 8.0)],  # 100, 80 in loops
-        "gateway": [loaded(10_000, 13.0, 8.5), loaded(12_000, 15.6, 10.2)],  # 130, 85
+        "floor": [loaded(15_000, 15.0, 0.6), loaded(10_000, 10.0, 0.4)],  # 100, 80 in loops
+        "gateway": [loaded(10_000, 13.0, 0.425), loaded(12_000, 15.6, 0.51)],  # 130, 85
     }
     result = bench_summary.summarise(opts, rounds, [])
     in_loops = {app: a["loop_cpu_us_per_request"] for app, a in result["apps"].items()}
