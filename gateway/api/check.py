@@ -24,6 +24,7 @@ from gateway.api.auth import caller_of, key_guard
 from gateway.api.bodies import (
     JSONBodyRequest,
     body_problem,
+    content_length,
     is_json_scope,
     read_body,
     unsupported_media,
@@ -173,7 +174,7 @@ def check_handler(rt: Runtime) -> ASGIApp:
                 caller = rt.keys.authenticate(scope["headers"], "check")
                 if not is_json_scope(scope):
                     raise unsupported_media()
-                body = await read_body(receive, MAX_CHECK_BODY)
+                body = await read_body(receive, MAX_CHECK_BODY, content_length(scope))
                 if not body:
                     raise invalid("body", "a JSON body is required", "required")
                 try:
