@@ -176,12 +176,17 @@ def whole_body_receive(receive: Receive, length: int | None) -> Receive:
 
 
 def content_length(scope: Scope) -> int | None:
-    """The ``content-length`` of a raw ASGI request, or None when it has none (or one that
-    is not a number: the server has refused such a request before it reaches the app)."""
+    """The ``content-length`` of a raw ASGI request, or None when it has none, one that is
+    not a number (the server has refused such a request before it reaches the app), or a
+    ``transfer-encoding`` too: then the chunks frame the body, not the length (RFC 9112
+    6.1 forbids sending both), and the body is read to its last message."""
+    length = None
     for name, value in scope["headers"]:
         if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
+            length = int(value) if value.isdigit() else None
+        elif name == b"transfer-encoding":
+            return None
+    return length
 
 
 def is_json_scope(scope: Scope) -> bool:

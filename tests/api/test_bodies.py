@@ -88,7 +88,13 @@ def test_the_wrapped_receive_ends_the_body_at_its_length_and_passes_the_rest() -
 
 @pytest.mark.parametrize(
     ("headers", "length"),
-    [([(b"content-length", b"42")], 42), ([], None), ([(b"content-length", b"4x")], None)],
+    [
+        ([(b"host", b"x"), (b"content-length", b"42")], 42),
+        ([], None),
+        ([(b"content-length", b"4x")], None),
+        ([(b"content-length", b"42"), (b"transfer-encoding", b"chunked")], None),
+        ([(b"transfer-encoding", b"chunked"), (b"content-length", b"42")], None),
+    ],
 )
 def test_content_length_of_a_scope(headers: list[tuple[bytes, bytes]], length: int | None) -> None:
     scope: Any = {"headers": headers}
