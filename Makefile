@@ -38,7 +38,7 @@ format: venv ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
 
 .PHONY: tools
-tools: ## Install what the tests run beside Python where missing (promtool, redis-server, PostgreSQL, chromium, chromedriver)
+tools: ## Install what the tests run beside Python where missing (promtool, redis-server, PostgreSQL, chromium, chromedriver, wrk)
 	@command -v promtool >/dev/null || { \
 		echo "promtool is missing: installing Debian's package prometheus (apt-get)"; \
 		apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || \
@@ -59,6 +59,10 @@ tools: ## Install what the tests run beside Python where missing (promtool, redi
 		apt-get install -y --no-install-recommends postgresql >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends postgresql; }; \
 		service postgresql stop >/dev/null 2>&1 || true; }
+	@command -v wrk >/dev/null || { \
+		echo "wrk is missing: installing Debian's package wrk (apt-get)"; \
+		apt-get install -y --no-install-recommends wrk >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends wrk; }; }
 	@fc-list :lang=zh 2>/dev/null | grep -q . || { \
 		echo "no Chinese font for the console's screenshot: installing fonts-noto-cjk (apt-get)"; \
 		apt-get install -y --no-install-recommends fonts-noto-cjk >/dev/null 2>&1 || true; }
@@ -76,15 +80,15 @@ bench-engine: venv ## Time decide() for subjects with 0, 1 and 5 hits
 	$(PY) -m loadtest.bench_engine
 
 .PHONY: bench
-bench: venv ## GET /v1/check throughput as ratios to the floor and limit apps (wrk, ~2 min)
+bench: venv ## Throughput as ratios to the floor and limit apps, paced p99, a batch, the scale profile (~5 min; ~20 the first time)
 	$(PY) -m loadtest.bench $(BENCH_ARGS)
 
 .PHONY: bench-pg
 bench-pg: venv tools ## As bench, the gateway on a PostgreSQL server started for the run (durable)
-	$(PY) -m loadtest.bench --store postgresql $(BENCH_ARGS)
+	$(PY) -m loadtest.bench --store postgresql --no-scale $(BENCH_ARGS)
 
 .PHONY: bench-scale
-bench-scale: venv ## 100,000 vs 10,000,000 entries: cold start, RSS, req/s (first run writes ~9 GB, ~15 min)
+bench-scale: venv ## make bench's scale profile alone: 100,000 vs 10,000,000 entries (first run writes ~9 GB, ~15 min)
 	$(PY) -m loadtest.bench_scale $(SCALE_ARGS)
 
 .PHONY: bench-import

@@ -1,8 +1,11 @@
 """GET /v1/check of the gateway as ratios to the floor and limit apps (``make bench``).
 
 Same server (granian, asgi), workers and wrk settings for the three, measured in turn round
-after round; then a 1,000-code batch check. Prints a table, writes var/bench/result.json.
-See docs/performance.md. The reference apps: ../shared/bench, or ``BENCH_REF_DIR``.
+after round; then the gateway paced at half its throughput, a 1,000-code batch check, and
+the scale profile (``loadtest.bench_scale``: 100,000 against 10,000,000 entries, the stores
+generated once under var/bench-scale/; ``--no-scale`` skips it). Prints the tables, writes
+var/bench/result.json. See docs/performance.md. The reference apps: ../shared/bench, or
+``BENCH_REF_DIR``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
+from loadtest import bench_scale
 from loadtest.bench_summary import HEADER, ROW, STATS, Run, show, summarise
 from loadtest.harness import (
     REPO,
@@ -240,21 +244,54 @@ def main(argv: list[str] | None = None) -> int:
     )
     add("--start-timeout", type=float, default=120, help="seconds for a server to be ready")
     add("--out", default=str(REPO / "var" / "bench"), help="output directory")
+    add(
+        "--scale-sizes",
+        type=int,
+        nargs="+",
+        default=list(bench_scale.SIZES),
+        help="entries of the scale profile's stores, the first the reference",
+    )
+    add(
+        "--scale-out",
+        type=Path,
+        default=REPO / "var" / "bench-scale",
+        help="where the scale profile's stores are generated (once) and kept",
+    )
+    add("--no-scale", action="store_true", help="skip the scale profile")
     opts = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     wanted = opts.apps.split(",") + (["gateway-unsynced"] if opts.unsynced else [])
     opts.apps = [a for a in APPS if a in wanted]
     if VARIANTS.keys() & set(opts.apps) and opts.store != "sqlite":
         parser.error("the gateway's variants are for the SQLite store")
+    path = Path(opts.out) / "result.json"
     try:
         result = bench(opts)
+        show(result)
+        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        if not opts.no_scale:
+            sizes = " and ".join(f"{n:,}" for n in opts.scale_sizes)
+            print(f"\nscale profile: {sizes} entries (--no-scale skips it)")
+            result["scale"] = bench_scale.profile(scale_options(opts))
+            path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     except BenchError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
-    show(result)
-    (path := Path(opts.out) / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {path}")
     return 0
+
+
+def scale_options(opts: Any) -> argparse.Namespace:
+    """The scale profile's options: the bench's workers, rounds and load."""
+    return argparse.Namespace(
+        sizes=opts.scale_sizes,
+        workers=opts.workers,
+        rounds=opts.rounds,
+        duration=opts.duration,
+        connections=opts.connections,
+        start_timeout=max(opts.start_timeout, 600.0),
+        out=opts.scale_out,
+    )
 
 
 if __name__ == "__main__":

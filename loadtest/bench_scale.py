@@ -19,6 +19,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -33,6 +34,7 @@ from gateway.store.staging import StagingFile
 from loadtest.datagen import LIST_DETAILS, OTHER_LIST_TYPES, REGIONS
 from loadtest.harness import (
     REPO,
+    BenchError,
     Server,
     create_key,
     ensure_wrk,
@@ -41,6 +43,12 @@ from loadtest.harness import (
     run_wrk,
 )
 from loadtest.procs import wait_quiet
+
+#: Disk a generated store takes an entry, with its snapshot and the import's staging, and
+#: room to spare (9.7 GB for 10,100,000 entries in session 16).
+BYTES_AN_ENTRY = 1_200
+#: The sizes profiled unless told otherwise: the target's and the reference.
+SIZES = (100_000, 10_000_000)
 
 #: Regions of listed subjects (sorted: codes are generated in increasing order).
 LISTED_REGIONS = sorted(code for code, _, _ in REGIONS)
@@ -109,12 +117,24 @@ async def _apply(db: Path, staging: StagingFile) -> None:
             print(f"  applied {done:,} rows")
 
 
+def check_space(out: Path, entries: int) -> None:
+    """Refuse to start generating a store the disk cannot hold (its file, its snapshot and
+    the import's staging: about :data:`BYTES_AN_ENTRY` an entry, measured at 10,000,000)."""
+    need, free = entries * BYTES_AN_ENTRY, shutil.disk_usage(out).free
+    if free < need:
+        raise BenchError(
+            f"a store of {entries:,} entries needs about {need / 1e9:.1f} GB free under {out}, "
+            f"{free / 1e9:.1f} GB are (make bench: BENCH_ARGS=--no-scale skips the profile)"
+        )
+
+
 def prepare(out: Path, entries: int) -> tuple[Path, str, Path]:
     """The store (generated once), a key, and the codes to query: half hits, half misses."""
     db = out / f"store-{entries}.db"
     meta = out / f"store-{entries}.json"
     env = {**os.environ, "GATEWAY_DB": str(db)}
     if not meta.exists():
+        check_space(out, entries)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         remove_record_logs(db)  # an older store's
@@ -167,21 +187,14 @@ def _wait_saved(db: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not Path(f"{db}.snapshot").exists():
         if time.monotonic() > deadline:
-            raise SystemExit(f"{db}.snapshot not saved after {timeout:g} s")
+            raise BenchError(f"{db}.snapshot not saved after {timeout:g} s")
         time.sleep(0.2)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    add = parser.add_argument
-    add("--sizes", type=int, nargs="+", default=[100_000, 10_000_000])
-    add("--workers", type=int, default=1)
-    add("--rounds", type=int, default=3)
-    add("--duration", type=float, default=10)
-    add("--connections", type=int, default=32)
-    add("--start-timeout", type=float, default=600)
-    add("--out", type=Path, default=Path("var/bench-scale"))
-    opts = parser.parse_args(argv)
+def profile(opts: Any) -> dict[int, dict[str, Any]]:
+    """Generate the stores of ``opts.sizes`` (once), measure each gateway's cold start and
+    memory, then their throughput round after round; print the table, write
+    ``result.json`` under ``opts.out`` and return what it holds."""
     opts.out = opts.out.resolve()
     opts.out.mkdir(parents=True, exist_ok=True)
     wrk = ensure_wrk()
@@ -249,6 +262,28 @@ def main(argv: list[str] | None = None) -> int:
             f"   {statistics.median(paired):.3f} ({paired[0]:.3f}-{paired[-1]:.3f})"
         )
     (opts.out / "result.json").write_text(json.dumps(results, indent=2, default=str))
+    return results
+
+
+def options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--sizes", type=int, nargs="+", default=list(SIZES))
+    add("--workers", type=int, default=1)
+    add("--rounds", type=int, default=3)
+    add("--duration", type=float, default=10)
+    add("--connections", type=int, default=32)
+    add("--start-timeout", type=float, default=600)
+    add("--out", type=Path, default=REPO / "var" / "bench-scale")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    options(parser)
+    try:
+        profile(parser.parse_args(argv))
+    except BenchError as exc:
+        print(f"scale profile failed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
