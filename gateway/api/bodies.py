@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request
+from litestar.connection.base import empty_receive, empty_send
 from litestar.types import Receive, ReceiveMessage, Scope, Send
 
 from gateway.problems import FieldError, Problem, invalid
@@ -98,7 +99,9 @@ class JSONBodyRequest(Request[Any, Any, Any]):
     the rule it breaks. Its body ends once ``content-length`` bytes have come
     (:func:`whole_body_receive`)."""
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive = empty_receive, send: Send = empty_send
+    ) -> None:
         super().__init__(scope, whole_body_receive(receive, content_length(scope)), send)
 
     async def json(self) -> Any:
