@@ -102,10 +102,10 @@ def test_content_length_of_a_scope(headers: list[tuple[bytes, bytes]], length: i
 
 
 def _call(
-    client: Client, seeded: Seeded, method: str, path: str, body: bytes, length: bool = True
+    client: Client, seeded: Seeded, path: str, body: bytes, length: bool = True
 ) -> tuple[int, Any]:
-    """Call the running app as granian would, the body in one message saying more may
-    follow; the answer's status and JSON."""
+    """POST to the running app as granian would, the body in one message saying more may
+    follow (without ``length``: then an empty last one); the answer's status and JSON."""
     ((name, value),) = seeded.auth().items()
     headers = [(b"content-type", b"application/json"), (name.lower().encode(), value.encode())]
     if length:
@@ -114,7 +114,7 @@ def _call(
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": method,
+        "method": "POST",
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
@@ -139,17 +139,12 @@ def _call(
 def test_check_batch_and_feedback_answer_without_awaiting_past_the_body(seeded: Seeded) -> None:
     app = create_app(Settings(db=str(seeded.path), poll_interval=0.05, keys_refresh=0.2))
     with TestClient(app) as client:
-        status, check = _call(
-            client,
-            seeded,
-            "POST",
-            "/v1/check",
-            json.dumps({"uscc": RESTRICTED, "matter": "bidding"}).encode(),
-        )
+        check_body = json.dumps({"uscc": RESTRICTED, "matter": "bidding"}).encode()
+        status, check = _call(client, seeded, "/v1/check", check_body)
         assert status == 200
         assert check["verdict"] == "restricted"
         batch = json.dumps({"matter": "bidding", "uscc": [RESTRICTED]}).encode()
-        status, answer = _call(client, seeded, "POST", "/v1/check/batch", batch)
+        status, answer = _call(client, seeded, "/v1/check/batch", batch)
         assert status == 200
         assert answer["results"][0]["verdict"] == "restricted"
         executed = [{"code": m["code"], "executed": True} for m in check["measures"]]
@@ -162,16 +157,9 @@ def test_check_batch_and_feedback_answer_without_awaiting_past_the_body(seeded: 
             }
         ).encode()
         path = f"/v1/checks/{check['check_id']}/feedback"
-        status, answer = _call(client, seeded, "POST", path, feedback)
+        status, answer = _call(client, seeded, path, feedback)
         assert status == 201, answer
         # Without a length (chunked), the body is read to its last message.
-        status, again = _call(
-            client,
-            seeded,
-            "POST",
-            "/v1/check",
-            json.dumps({"uscc": RESTRICTED, "matter": "bidding"}).encode(),
-            length=False,
-        )
+        status, again = _call(client, seeded, "/v1/check", check_body, length=False)
         assert status == 200
         assert again["verdict"] == "restricted"
