@@ -116,12 +116,14 @@ def show(result: dict[str, Any]) -> None:
     if working_on:
         line = ", ".join(working_on)
         print(f"CPU used after a measured run, until quiet (median; waited for): {line}")
-    print("ratios:", ", ".join(f"{name} {ratio:.3f}" for name, ratio in result["ratios"].items()))
-    each_round = (
-        f"{name} {r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f})"
-        for name, r in result["round_ratios"].items()
-    )
-    print("ratios within each round, median (range):", ", ".join(each_round))
+    if result["ratios"]:  # none when one app alone was measured
+        ratios = (f"{name} {ratio:.3f}" for name, ratio in result["ratios"].items())
+        print("ratios:", ", ".join(ratios))
+        each_round = (
+            f"{name} {r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f})"
+            for name, r in result["round_ratios"].items()
+        )
+        print("ratios within each round, median (range):", ", ".join(each_round))
     if p := result.get("paced"):
         line = f"paced at {p['rps']:,.0f} req/s: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms"
         others = [

@@ -122,3 +122,14 @@ def test_wrk_latencies_in_seconds_and_microseconds_are_read_in_ms() -> None:
     assert run["p50_ms"] == pytest.approx(0.822)
     assert run["p99_ms"] == 1490.0
     assert (run["rps"], run["requests"], run["non_2xx"]) == (8444.01, 84496, 3)
+
+
+def test_one_app_alone_prints_no_empty_ratio_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    opts = Namespace(rounds=2, workers=1, duration=10, batch_size=1000, out="var/bench")
+    bench_summary.show(bench_summary.summarise(opts, {"gateway": runs(9_000, 11_000)}, []))
+    out = capsys.readouterr().out
+    assert "gateway" in out
+    assert "ratios" not in out
+    opts.rounds = 1
+    bench_summary.show(bench_summary.summarise(opts, {"floor": runs(10), "gateway": runs(9)}, []))
+    assert "ratios: gateway/floor 0.900" in capsys.readouterr().out
